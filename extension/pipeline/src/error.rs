@@ -1,0 +1,134 @@
+use std::fmt;
+
+/// Everything that can go wrong between an uploaded byte string and an avatar.
+///
+/// Each error belongs to a [`Class`], which is what callers map to their own
+/// world: the extension to a SQLSTATE, an HTTP route to a status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    Empty,
+    UnknownFormat,
+    UnsupportedFormat(String),
+    UnsupportedFeature(String),
+    ZeroDimension { width: u32, height: u32 },
+    TooManyBytes { bytes: usize, limit: usize },
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    Corrupt(String),
+    SizeOutOfRange(i64),
+    Internal(String),
+}
+
+/// How a caller should treat an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The request itself is wrong (SQLSTATE 22023).
+    InvalidParameter,
+    /// The bytes do not decode as the image they claim to be (SQLSTATE 22P03).
+    InvalidBinary,
+    /// The input is over a configured limit (SQLSTATE 54000).
+    LimitExceeded,
+    /// A bug or an encoder failure: not the caller's fault (SQLSTATE XX000).
+    Internal,
+}
+
+pub const SUPPORTED_FORMATS: &str = "JPEG, PNG, WebP, GIF and BMP";
+
+impl Error {
+    pub fn class(&self) -> Class {
+        match self {
+            Error::Empty
+            | Error::UnknownFormat
+            | Error::UnsupportedFormat(_)
+            | Error::UnsupportedFeature(_)
+            | Error::ZeroDimension { .. }
+            | Error::SizeOutOfRange(_) => Class::InvalidParameter,
+            Error::Corrupt(_) => Class::InvalidBinary,
+            Error::TooManyBytes { .. } | Error::TooManyPixels { .. } => Class::LimitExceeded,
+            Error::Internal(_) => Class::Internal,
+        }
+    }
+
+    /// A sentence that helps the caller fix the problem, where there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Empty | Error::UnknownFormat | Error::UnsupportedFormat(_) => {
+                Some(format!("Upload a {SUPPORTED_FORMATS} image."))
+            }
+            Error::UnsupportedFeature(_) => {
+                Some("Re-save the image as a baseline JPEG or an 8-bit PNG.".into())
+            }
+            Error::Corrupt(_) => {
+                Some("The file may be truncated or damaged; upload it again.".into())
+            }
+            Error::TooManyBytes { .. } => Some(
+                "Upload a smaller file, or raise pg_avatar.max_input_bytes (superuser only)."
+                    .into(),
+            ),
+            Error::TooManyPixels { .. } => Some(
+                "Scale the image down before uploading, or raise pg_avatar.max_input_pixels (superuser only).".into(),
+            ),
+            Error::SizeOutOfRange(_) => Some(format!(
+                "Ask for a size from 1 to {}; avatar_size(n) tells which size you will get.",
+                crate::size::MAX_SIZE
+            )),
+            Error::ZeroDimension { .. } | Error::Internal(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Empty => write!(f, "image is empty"),
+            Error::UnknownFormat => write!(f, "image format not recognised"),
+            Error::UnsupportedFormat(format) => write!(f, "image format {format} is not supported"),
+            Error::UnsupportedFeature(what) => {
+                write!(f, "image uses an unsupported feature: {what}")
+            }
+            Error::ZeroDimension { width, height } => {
+                write!(f, "image has no pixels ({width}x{height})")
+            }
+            Error::TooManyBytes { bytes, limit } => {
+                write!(f, "image is {bytes} bytes, over the limit of {limit} bytes")
+            }
+            Error::TooManyPixels {
+                width,
+                height,
+                limit,
+            } => write!(
+                f,
+                "image is {width}x{height} = {} pixels, over the limit of {limit} pixels",
+                u64::from(*width) * u64::from(*height)
+            ),
+            Error::Corrupt(why) => write!(f, "image is corrupt: {why}"),
+            Error::SizeOutOfRange(size) => write!(
+                f,
+                "avatar size {size} is out of range 1..{}",
+                crate::size::MAX_SIZE
+            ),
+            Error::Internal(why) => write!(f, "internal image pipeline error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<image::ImageError> for Error {
+    fn from(e: image::ImageError) -> Self {
+        use image::ImageError as E;
+        match e {
+            E::Decoding(d) => Error::Corrupt(d.to_string()),
+            E::Limits(l) => Error::Corrupt(format!("decoder limit reached: {l}")),
+            E::Unsupported(u) => match u.kind() {
+                image::error::UnsupportedErrorKind::Format(hint) => {
+                    Error::UnsupportedFormat(hint.to_string())
+                }
+                _ => Error::UnsupportedFeature(u.to_string()),
+            },
+            // Every read is from memory, so an I/O error means the data ran out early.
+            E::IoError(io) => Error::Corrupt(format!("truncated ({io})")),
+            E::Parameter(p) => Error::Corrupt(p.to_string()),
+            E::Encoding(enc) => Error::Internal(enc.to_string()),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The pg_avatar image pipeline, free of PostgreSQL so it can be tested,
+//! fuzzed and benchmarked on its own.
+//!
+//! Two operations share one path (decode, crop the centre square, resize,
+//! turn upright, encode JPEG):
+//! - [`Pipeline::normalise`] makes the stored master from an upload;
+//! - [`Pipeline::render`] makes a served size from the master.
+
+mod decode;
+mod encode;
+mod error;
+pub mod geometry;
+#[cfg(feature = "samples")]
+pub mod samples;
+mod scale;
+pub mod size;
+
+pub use error::{Class, Error, SUPPORTED_FORMATS};
+pub use size::{quantise, MAX_SIZE};
+
+use sha1::{Digest, Sha1};
+
+/// What an untrusted input may cost before a single pixel is decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_input_bytes: usize,
+    /// Checked against the dimensions in the header, before decoding.
+    pub max_input_pixels: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: 16 << 20,
+            max_input_pixels: 50_000_000,
+        }
+    }
+}
+
+/// A square JPEG.
+#[derive(Debug, Clone)]
+pub struct Avatar {
+    pub jpeg: Vec<u8>,
+    pub side: u32,
+}
+
+impl Avatar {
+    /// SHA-1 of the JPEG bytes as 40 lower-case hex digits: XMPP's avatar id,
+    /// and pg_avatar's ETag and URL version.
+    pub fn sha1_hex(&self) -> String {
+        sha1_hex(&self.jpeg)
+    }
+}
+
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How large the output square is, given the upright input's shorter side.
+#[derive(Debug, Clone, Copy)]
+enum Fit {
+    /// Shrink to at most this side, never enlarge: the stored master.
+    AtMost(u32),
+    /// Exactly this side, enlarging if need be: clients rely on the dimensions.
+    Exactly(u32),
+}
+
+pub struct Pipeline<'a> {
+    pub quality: u8,
+    pub limits: Limits,
+    /// Called between expensive stages; inside PostgreSQL it services
+    /// cancel requests and `statement_timeout` (by unwinding).
+    pub checkpoint: &'a dyn Fn(),
+}
+
+impl Default for Pipeline<'_> {
+    fn default() -> Self {
+        Pipeline {
+            quality: 85,
+            limits: Limits::default(),
+            checkpoint: &|| {},
+        }
+    }
+}
+
+impl Pipeline<'_> {
+    /// The master for an upload: upright, flattened onto white, centre
+    /// square, at most `max_side` pixels, JPEG.
+    pub fn normalise(&self, upload: &[u8], max_side: u32) -> Result<Avatar, Error> {
+        self.square(upload, Fit::AtMost(max_side.clamp(1, MAX_SIZE)))
+    }
+
+    /// A rendition of a master at exactly `side` pixels (already quantised).
+    pub fn render(&self, master: &[u8], side: u32) -> Result<Avatar, Error> {
+        if !(1..=MAX_SIZE).contains(&side) {
+            return Err(Error::SizeOutOfRange(i64::from(side)));
+        }
+        self.square(master, Fit::Exactly(side))
+    }
+
+    fn square(&self, input: &[u8], fit: Fit) -> Result<Avatar, Error> {
+        let decoded = decode::decode(input, &self.limits, self.checkpoint)?;
+        let crop = geometry::centre_square(decoded.width, decoded.height, decoded.orientation);
+        let side = match fit {
+            Fit::AtMost(max) => crop.side.min(max),
+            Fit::Exactly(side) => side,
+        };
+        let rgb = scale::crop_resize(&decoded.rgb, decoded.width, decoded.height, crop, side)?;
+        drop(decoded.rgb);
+        (self.checkpoint)();
+        let rgb = upright(rgb, side, decoded.orientation)?;
+        let jpeg = encode::jpeg(&rgb, side, self.quality)?;
+        Ok(Avatar { jpeg, side })
+    }
+}
+
+fn upright(
+    rgb: Vec<u8>,
+    side: u32,
+    orientation: image::metadata::Orientation,
+) -> Result<Vec<u8>, Error> {
+    if orientation == image::metadata::Orientation::NoTransforms {
+        return Ok(rgb);
+    }
+    let buffer = image::RgbImage::from_raw(side, side, rgb)
+        .ok_or_else(|| Error::Internal("resized buffer has the wrong length".into()))?;
+    let mut image = image::DynamicImage::ImageRgb8(buffer);
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8().into_raw())
+}
+
+#[cfg(test)]
+mod tests;

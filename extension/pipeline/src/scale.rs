@@ -1,0 +1,32 @@
+//! Crop and resize in one pass, with SIMD Lanczos3.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use crate::geometry::Square;
+use crate::Error;
+
+/// Resamples `crop` of an RGB image to `side` x `side` RGB pixels.
+pub fn crop_resize(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    crop: Square,
+    side: u32,
+) -> Result<Vec<u8>, Error> {
+    let internal = |e: &dyn std::fmt::Display| Error::Internal(format!("resize: {e}"));
+    let src = ImageRef::new(width, height, rgb, PixelType::U8x3).map_err(|e| internal(&e))?;
+    let mut dst = Image::new(side, side, PixelType::U8x3);
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .crop(
+            f64::from(crop.left),
+            f64::from(crop.top),
+            f64::from(crop.side),
+            f64::from(crop.side),
+        );
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| internal(&e))?;
+    Ok(dst.into_vec())
+}

@@ -1,0 +1,349 @@
+use image::metadata::Orientation;
+use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage};
+
+use crate::samples::{self, encode};
+use crate::{Class, Error, Limits, Pipeline};
+
+fn decode(jpeg: &[u8]) -> DynamicImage {
+    image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg).expect("output is a JPEG")
+}
+
+fn close(a: Rgb<u8>, b: [u8; 3]) -> bool {
+    a.0.iter().zip(b).all(|(&x, y)| x.abs_diff(y) < 40)
+}
+
+const RED: [u8; 3] = [220, 30, 30];
+const GREEN: [u8; 3] = [30, 200, 30];
+const BLUE: [u8; 3] = [30, 30, 220];
+const YELLOW: [u8; 3] = [230, 230, 30];
+
+/// 48x32 upright picture: four coloured quadrants in the centre 32x32, and
+/// black 8 px bands left and right that the crop must remove.
+fn upright_quadrants() -> RgbImage {
+    RgbImage::from_fn(48, 32, |x, y| {
+        if !(8..40).contains(&x) {
+            return Rgb([0, 0, 0]);
+        }
+        Rgb(match (x < 24, y < 16) {
+            (true, true) => RED,
+            (false, true) => GREEN,
+            (true, false) => BLUE,
+            (false, false) => YELLOW,
+        })
+    })
+}
+
+fn assert_quadrants(out: &DynamicImage, label: &str) {
+    let out = out.to_rgb8();
+    let s = out.width();
+    assert_eq!((out.width(), out.height()), (s, s), "{label}: square");
+    let q = s / 4;
+    for (x, y, want) in [
+        (q, q, RED),
+        (3 * q, q, GREEN),
+        (q, 3 * q, BLUE),
+        (3 * q, 3 * q, YELLOW),
+    ] {
+        assert!(
+            close(*out.get_pixel(x, y), want),
+            "{label}: at {x},{y} got {:?}, want {want:?}",
+            out.get_pixel(x, y)
+        );
+    }
+    // The corners come from the coloured centre, not the black bands.
+    for (x, y) in [(0, 0), (s - 1, 0), (0, s - 1), (s - 1, s - 1)] {
+        assert!(
+            out.get_pixel(x, y).0.iter().any(|&c| c > 150),
+            "{label}: corner {x},{y} is from the cropped band"
+        );
+    }
+}
+
+#[test]
+fn every_exif_orientation_comes_out_upright_and_centred() {
+    let upright = upright_quadrants();
+    for (exif, orientation) in (1u16..=8).map(|v| (v, Orientation::from_exif(v as u8).unwrap())) {
+        let stored = samples::stored_for(&upright, orientation);
+        let upload = samples::jpeg_with_exif_orientation(&stored, exif);
+        let avatar = Pipeline::default().normalise(&upload, 2048).unwrap();
+        assert_eq!(avatar.side, 32, "orientation {exif}");
+        assert_quadrants(&decode(&avatar.jpeg), &format!("orientation {exif}"));
+    }
+}
+
+#[test]
+fn crop_and_orientation_also_hold_when_enlarged_on_render() {
+    let stored = samples::stored_for(&upright_quadrants(), Orientation::Rotate90);
+    let master = Pipeline::default()
+        .normalise(&samples::jpeg_with_exif_orientation(&stored, 6), 2048)
+        .unwrap();
+    let big = Pipeline::default().render(&master.jpeg, 200).unwrap();
+    assert_quadrants(&decode(&big.jpeg), "rendered at 200");
+}
+
+#[test]
+fn alpha_is_composited_onto_white() {
+    let png = encode(
+        &DynamicImage::ImageRgba8(samples::disc_with_alpha(64, [0, 0, 200])),
+        ImageFormat::Png,
+    );
+    let out = decode(&Pipeline::default().normalise(&png, 2048).unwrap().jpeg).to_rgb8();
+    assert!(
+        close(*out.get_pixel(2, 2), [255, 255, 255]),
+        "corner {:?}",
+        out.get_pixel(2, 2)
+    );
+    assert!(
+        close(*out.get_pixel(32, 32), [0, 0, 200]),
+        "centre {:?}",
+        out.get_pixel(32, 32)
+    );
+}
+
+#[test]
+fn normalise_shrinks_but_never_enlarges() {
+    let small = encode(
+        &DynamicImage::ImageRgb8(samples::scene(100, 60)),
+        ImageFormat::Png,
+    );
+    assert_eq!(
+        Pipeline::default().normalise(&small, 2048).unwrap().side,
+        60
+    );
+    assert_eq!(Pipeline::default().normalise(&small, 16).unwrap().side, 16);
+
+    let large = encode(
+        &DynamicImage::ImageRgb8(samples::scene(2600, 2200)),
+        ImageFormat::Png,
+    );
+    let avatar = Pipeline::default().normalise(&large, 2048).unwrap();
+    assert_eq!(avatar.side, 2048);
+    assert_eq!(decode(&avatar.jpeg).dimensions(), (2048, 2048));
+}
+
+#[test]
+fn render_gives_exactly_the_size_asked() {
+    let master = Pipeline::default()
+        .normalise(
+            &encode(
+                &DynamicImage::ImageRgb8(samples::scene(90, 70)),
+                ImageFormat::Png,
+            ),
+            2048,
+        )
+        .unwrap();
+    assert_eq!(master.side, 70);
+    for side in [1, 16, 32, 70, 128, 300] {
+        let out = Pipeline::default().render(&master.jpeg, side).unwrap();
+        assert_eq!(out.side, side);
+        assert_eq!(decode(&out.jpeg).dimensions(), (side, side), "side {side}");
+    }
+    assert_eq!(
+        Pipeline::default().render(&master.jpeg, 0).unwrap_err(),
+        Error::SizeOutOfRange(0)
+    );
+    assert_eq!(
+        Pipeline::default().render(&master.jpeg, 2049).unwrap_err(),
+        Error::SizeOutOfRange(2049)
+    );
+}
+
+#[test]
+fn every_accepted_format_normalises() {
+    let scene = DynamicImage::ImageRgb8(samples::scene(80, 50));
+    let rgba = DynamicImage::ImageRgba8(samples::disc_with_alpha(40, [200, 0, 0]));
+    for (format, image) in [
+        (ImageFormat::Jpeg, &scene),
+        (ImageFormat::Png, &scene),
+        (ImageFormat::Png, &rgba),
+        (ImageFormat::WebP, &scene),
+        (ImageFormat::WebP, &rgba),
+        (ImageFormat::Gif, &rgba),
+        (ImageFormat::Bmp, &scene),
+    ] {
+        let avatar = Pipeline::default()
+            .normalise(&encode(image, format), 2048)
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(avatar.side, image.width().min(image.height()), "{format:?}");
+    }
+}
+
+#[test]
+fn quality_setting_changes_the_bytes() {
+    let upload = encode(
+        &DynamicImage::ImageRgb8(samples::scene(400, 400)),
+        ImageFormat::Png,
+    );
+    let at = |quality| {
+        Pipeline {
+            quality,
+            ..Pipeline::default()
+        }
+        .normalise(&upload, 2048)
+        .unwrap()
+        .jpeg
+        .len()
+    };
+    assert!(
+        at(30) < at(85) && at(85) < at(100),
+        "{} {} {}",
+        at(30),
+        at(85),
+        at(100)
+    );
+}
+
+#[test]
+fn metadata_is_stripped() {
+    let upload = samples::jpeg_with_exif_orientation(&samples::scene(64, 64), 1);
+    assert!(upload.windows(4).any(|w| w == b"Exif"));
+    let out = Pipeline::default().normalise(&upload, 2048).unwrap().jpeg;
+    assert!(!out.windows(4).any(|w| w == b"Exif"));
+}
+
+#[test]
+fn first_gif_frame_is_used() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, RgbaImage};
+    let mut gif = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut gif);
+        for colour in [[220, 30, 30, 255], [30, 30, 220, 255]] {
+            let frame = Frame::from_parts(
+                RgbaImage::from_pixel(20, 20, image::Rgba(colour)),
+                0,
+                0,
+                Delay::from_numer_denom_ms(100, 1),
+            );
+            encoder.encode_frame(frame).unwrap();
+        }
+    }
+    let out = decode(&Pipeline::default().normalise(&gif, 2048).unwrap().jpeg).to_rgb8();
+    assert!(
+        close(*out.get_pixel(10, 10), RED),
+        "{:?}",
+        out.get_pixel(10, 10)
+    );
+}
+
+#[test]
+fn bad_input_is_classified() {
+    let png = encode(
+        &DynamicImage::ImageRgb8(samples::scene(64, 64)),
+        ImageFormat::Png,
+    );
+    let p = Pipeline::default();
+    let class = |input: &[u8]| p.normalise(input, 2048).unwrap_err().class();
+
+    assert_eq!(p.normalise(b"", 2048).unwrap_err(), Error::Empty);
+    assert_eq!(
+        p.normalise(b"definitely not an image", 2048).unwrap_err(),
+        Error::UnknownFormat
+    );
+    assert_eq!(
+        class(&png[..png.len() / 2]),
+        Class::InvalidBinary,
+        "truncated PNG"
+    );
+    let mut corrupt = png.clone();
+    corrupt[60..90].fill(0xAA);
+    assert_eq!(class(&corrupt), Class::InvalidBinary, "corrupt PNG");
+    // A TIFF signature: recognised, but not a format browsers show.
+    assert_eq!(
+        p.normalise(b"II*\0\x08\0\0\0\0\0", 2048).unwrap_err(),
+        Error::UnsupportedFormat("TIFF".into())
+    );
+    assert_eq!(
+        class(&samples::png_claiming(0, 10)),
+        Class::InvalidBinary,
+        "zero width is invalid PNG"
+    );
+}
+
+#[test]
+fn limits_are_checked_before_decoding() {
+    let bomb = samples::png_claiming(100_000, 100_000);
+    assert!(bomb.len() < 200);
+    assert_eq!(
+        Pipeline::default().normalise(&bomb, 2048).unwrap_err(),
+        Error::TooManyPixels {
+            width: 100_000,
+            height: 100_000,
+            limit: 50_000_000
+        }
+    );
+    let png = encode(
+        &DynamicImage::ImageRgb8(samples::scene(64, 64)),
+        ImageFormat::Png,
+    );
+    let tight = Pipeline {
+        limits: Limits {
+            max_input_bytes: 100,
+            ..Limits::default()
+        },
+        ..Pipeline::default()
+    };
+    assert_eq!(
+        tight.normalise(&png, 2048).unwrap_err(),
+        Error::TooManyBytes {
+            bytes: png.len(),
+            limit: 100
+        }
+    );
+    let few_pixels = Pipeline {
+        limits: Limits {
+            max_input_pixels: 4095,
+            ..Limits::default()
+        },
+        ..Pipeline::default()
+    };
+    assert_eq!(
+        few_pixels.normalise(&png, 2048).unwrap_err().class(),
+        Class::LimitExceeded
+    );
+}
+
+#[test]
+fn thin_images_crop_to_a_square() {
+    let tall = encode(
+        &DynamicImage::ImageRgb8(samples::scene(1, 20000)),
+        ImageFormat::Png,
+    );
+    let avatar = Pipeline::default().normalise(&tall, 2048).unwrap();
+    assert_eq!(avatar.side, 1);
+    assert_eq!(
+        Pipeline::default().render(&avatar.jpeg, 64).unwrap().side,
+        64
+    );
+}
+
+#[test]
+fn checkpoint_runs_and_can_abort() {
+    let upload = encode(
+        &DynamicImage::ImageRgb8(samples::scene(64, 64)),
+        ImageFormat::Png,
+    );
+    let calls = std::cell::Cell::new(0);
+    let counting = Pipeline {
+        checkpoint: &|| calls.set(calls.get() + 1),
+        ..Pipeline::default()
+    };
+    counting.normalise(&upload, 2048).unwrap();
+    assert!(calls.get() >= 3);
+    let cancelling = Pipeline {
+        checkpoint: &|| panic!("cancelled"),
+        ..Pipeline::default()
+    };
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || cancelling.normalise(&upload, 2048)
+    ))
+    .is_err());
+}
+
+#[test]
+fn sha1_is_lower_hex() {
+    assert_eq!(
+        crate::sha1_hex(b"abc"),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
+}
