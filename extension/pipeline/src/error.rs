@@ -52,7 +52,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Empty | Error::UnknownFormat | Error::UnsupportedFormat(_) => {
-                Some(format!("Upload a {SUPPORTED_FORMATS} image."))
+                Some(format!("Supported formats are {SUPPORTED_FORMATS}."))
             }
             Error::UnsupportedFeature(_) => {
                 Some("Re-save the image as a baseline JPEG or an 8-bit PNG.".into())

@@ -1,0 +1,60 @@
+//! The SQL functions written in Rust. Each is a few lines around the
+//! pipeline and the store; the rest of the API is plain SQL in `sql/`.
+
+use avatar_pipeline::quantise;
+use pgrx::prelude::*;
+
+use crate::error::{invalid, raise, required};
+use crate::guc;
+use crate::store::{self, Lookup};
+
+const MAX_RESOURCE_LEN: usize = 1024;
+
+/// Stores `image` as the avatar of `resource` (for example `users,42`) and
+/// returns its public id, which stays the same when the image is replaced.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn avatar_set(resource: Option<&str>, image: Option<&[u8]>) -> pgrx::Uuid {
+    const F: &str = "avatar_set";
+    let resource = required(resource, "resource", F);
+    let image = required(image, "image", F);
+    if resource.trim().is_empty() || resource.len() > MAX_RESOURCE_LEN {
+        invalid(
+            format!("resource must be 1 to {MAX_RESOURCE_LEN} bytes of non-blank text"),
+            "Name the owner as table and key, for example 'users,42'.",
+            F,
+        );
+    }
+    let avatar = guc::pipeline()
+        .normalise(image, guc::max_size())
+        .unwrap_or_else(|e| raise(e, F));
+    store::save(resource, &avatar)
+}
+
+/// The avatar `id` as a JPEG of exactly `avatar_size(size)` pixels square,
+/// or NULL if there is no such avatar.
+#[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn avatar_get(id: pgrx::Uuid, size: i32) -> Option<Vec<u8>> {
+    const F: &str = "avatar_get";
+    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, F));
+    match store::lookup(id, side)? {
+        Lookup::Hit(jpeg) => Some(jpeg),
+        Lookup::Miss { master, sha1 } => {
+            let rendition = guc::pipeline()
+                .render(&master, side)
+                .unwrap_or_else(|e| raise(e, F));
+            if store::may_memoize() {
+                store::memoize(id, side, &sha1, &rendition.jpeg);
+            }
+            Some(rendition.jpeg)
+        }
+    }
+}
+
+/// The side avatar_get(id, size) returns: sizes are rounded up to a small
+/// set so that each avatar caches at most 60 renditions.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn avatar_size(size: i32) -> i32 {
+    quantise(i64::from(size)).unwrap_or_else(|e| raise(e, "avatar_size")) as i32
+}

@@ -1,0 +1,52 @@
+//! Pipeline errors as SQL errors with fitting SQLSTATEs.
+
+use avatar_pipeline::{Class, Error};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+pub fn sqlstate(class: Class) -> PgSqlErrorCode {
+    match class {
+        Class::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        Class::InvalidBinary => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        Class::LimitExceeded => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        Class::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+    }
+}
+
+/// Raises `error` as an ERROR; the transaction aborts, so nothing is written.
+#[track_caller]
+pub fn raise(error: Error, function: &'static str) -> ! {
+    let mut report = ErrorReport::new(sqlstate(error.class()), error.to_string(), function);
+    if let Some(hint) = error.hint() {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
+}
+
+/// For the arguments whose NULL is a mistake rather than "no answer".
+#[track_caller]
+pub fn required<T>(value: Option<T>, argument: &str, function: &'static str) -> T {
+    value.unwrap_or_else(|| {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{argument} must not be NULL"),
+            function,
+        )
+        .set_hint("To remove an avatar, call avatar.avatar_delete(resource).")
+        .report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    })
+}
+
+#[track_caller]
+pub fn invalid(message: String, hint: &str, function: &'static str) -> ! {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        message,
+        function,
+    )
+    .set_hint(hint.to_string())
+    .report(PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
+}

@@ -1,0 +1,37 @@
+//! pg_avatar: avatars for any row, stored, normalised, resized and memoized
+//! inside PostgreSQL.
+//!
+//! The image work is [`avatar_pipeline`]; this crate only binds it to SQL
+//! (`api`), to the tables (`store`), to settings (`guc`) and to SQLSTATEs
+//! (`error`). The tables and the plain-SQL functions are in `sql/`.
+
+use pgrx::prelude::*;
+
+mod api;
+mod error;
+mod guc;
+mod store;
+
+pgrx::pg_module_magic!();
+
+extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../../sql/functions.sql", name = "functions", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::register();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,148 @@
+//! Every statement pg_avatar runs against its tables.
+//!
+//! The callers are SECURITY DEFINER with `search_path = pg_catalog, pg_temp`,
+//! so every name here is schema-qualified.
+
+use avatar_pipeline::Avatar;
+use pgrx::prelude::*;
+use pgrx::spi::SpiResult;
+use rand::rngs::OsRng;
+use rand::TryRngCore;
+
+/// What `avatar_get` finds for an id and a quantised size.
+pub enum Lookup {
+    Hit(Vec<u8>),
+    Miss { master: Vec<u8>, sha1: String },
+}
+
+/// One round trip for both paths. A cache row counts only if it was made
+/// from the master that is current now (same SHA-1), so a rendition of an
+/// older image is never served, whatever the writers' isolation level.
+/// The master is a TOAST pointer until read, so a hit never loads it.
+const LOOKUP: &str = "
+    SELECT a.sha1, c.image, a.image
+      FROM avatar.avatar a
+      LEFT JOIN avatar.avatar_cache c
+             ON c.avatar_id = a.id AND c.size = $2 AND c.sha1 = a.sha1
+     WHERE a.id = $1";
+
+/// Runs only in READ COMMITTED, where every statement takes a fresh
+/// snapshot. `FOR SHARE` waits for an `avatar_set` of this avatar that is in
+/// flight, then re-checks the SHA-1 against the committed row, so a
+/// rendition of the old image is never inserted after the new one commits.
+/// Conversely, an `avatar_set` that starts after this lock waits for us, and
+/// its cache clear then sees this row. `DO UPDATE` replaces a row left over
+/// from an older master instead of keeping it forever.
+const MEMOIZE: &str = "
+    INSERT INTO avatar.avatar_cache AS c (avatar_id, size, sha1, image)
+    SELECT a.id, $2, a.sha1, $4
+      FROM avatar.avatar a
+     WHERE a.id = $1 AND a.sha1 = $3
+       FOR SHARE
+    ON CONFLICT (avatar_id, size) DO UPDATE
+       SET sha1 = excluded.sha1, image = excluded.image
+     WHERE c.sha1 <> excluded.sha1";
+
+/// Keeps the id of an existing avatar, so its public URL survives a new image.
+const UPSERT: &str = "
+    INSERT INTO avatar.avatar AS a (id, resource, image, width, sha1)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (resource) DO UPDATE
+       SET image = excluded.image, width = excluded.width, sha1 = excluded.sha1,
+           updated_at = now()
+    RETURNING a.id";
+
+/// A separate statement from UPSERT on purpose: it takes its snapshot after
+/// UPSERT has waited out any concurrent memoizer, so it sees that row too.
+const CLEAR_CACHE: &str = "DELETE FROM avatar.avatar_cache WHERE avatar_id = $1";
+
+fn spi_failed(e: pgrx::spi::SpiError) -> ! {
+    error!("pg_avatar: SPI failed: {e}")
+}
+
+pub fn lookup(id: pgrx::Uuid, side: u32) -> Option<Lookup> {
+    // `select` runs read-only when this transaction has no xid yet, which is
+    // what lets a hot standby serve avatars.
+    Spi::connect(|client| -> SpiResult<Option<Lookup>> {
+        let table = client.select(LOOKUP, Some(1), &[id.into(), (side as i32).into()])?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let row = table.first();
+        if let Some(cached) = row.get::<Vec<u8>>(2)? {
+            return Ok(Some(Lookup::Hit(cached)));
+        }
+        let sha1 = row.get::<String>(1)?.unwrap_or_default();
+        let master = row.get::<Vec<u8>>(3)?.unwrap_or_default();
+        Ok(Some(Lookup::Miss { master, sha1 }))
+    })
+    .unwrap_or_else(|e| spi_failed(e))
+}
+
+/// Whether `avatar_get` may store what it rendered. A standby, a read-only
+/// transaction and snapshot isolation (where a concurrent insert of the same
+/// size would be a serialization failure) all get the image, unstored.
+pub fn may_memoize() -> bool {
+    unsafe {
+        !pg_sys::RecoveryInProgress()
+            && !pg_sys::XactReadOnly
+            && pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32
+    }
+}
+
+pub fn memoize(id: pgrx::Uuid, side: u32, master_sha1: &str, jpeg: &[u8]) {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                MEMOIZE,
+                None,
+                &[
+                    id.into(),
+                    (side as i32).into(),
+                    master_sha1.into(),
+                    jpeg.into(),
+                ],
+            )
+            .map(drop)
+    })
+    .unwrap_or_else(|e| spi_failed(e))
+}
+
+/// Stores `jpeg` as the master of `resource` and returns the avatar's id.
+pub fn save(resource: &str, master: &Avatar) -> pgrx::Uuid {
+    let fresh = random_id();
+    let sha1 = master.sha1_hex();
+    Spi::connect_mut(|client| -> SpiResult<pgrx::Uuid> {
+        let id = client
+            .update(
+                UPSERT,
+                Some(1),
+                &[
+                    fresh.into(),
+                    resource.into(),
+                    master.jpeg.as_slice().into(),
+                    (master.side as i32).into(),
+                    sha1.as_str().into(),
+                ],
+            )?
+            .first()
+            .get_one::<pgrx::Uuid>()?
+            .expect("UPSERT returns the id");
+        client.update(CLEAR_CACHE, None, &[id.into()])?;
+        Ok(id)
+    })
+    .unwrap_or_else(|e| spi_failed(e))
+}
+
+/// A version 4 UUID straight from the operating system's CSPRNG: public ids
+/// must be unguessable, and a per-process generator could repeat across
+/// forked backends.
+fn random_id() -> pgrx::Uuid {
+    let mut bytes = [0u8; 16];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .unwrap_or_else(|e| error!("pg_avatar: the operating system's random source failed: {e}"));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    pgrx::Uuid::from_bytes(bytes)
+}

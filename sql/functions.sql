@@ -1,0 +1,54 @@
+-- The parts of the API that are plain queries, and the grants.
+
+CREATE FUNCTION avatar.avatar_id(resource text) RETURNS uuid
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT a.id FROM avatar.avatar a WHERE a.resource = $1 $$;
+
+COMMENT ON FUNCTION avatar.avatar_id(text) IS
+    'The public id of the avatar of a resource, or NULL if it has none.';
+
+-- The cache goes with it through ON DELETE CASCADE.
+CREATE FUNCTION avatar.avatar_delete(resource text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 RETURNING 1)
+        SELECT EXISTS (SELECT FROM gone)
+    $$;
+
+COMMENT ON FUNCTION avatar.avatar_delete(text) IS
+    'Removes the avatar of a resource and its cached sizes; true if there was one.';
+
+-- XEP-0084 metadata (id = sha1, bytes, width, height, type) plus
+-- bookkeeping. No row for an unknown id.
+CREATE FUNCTION avatar.avatar_info(
+        id uuid,
+        OUT resource text, OUT sha1 text, OUT bytes integer,
+        OUT width integer, OUT height integer, OUT mime_type text,
+        OUT created_at timestamptz, OUT updated_at timestamptz,
+        OUT cached_sizes integer)
+    RETURNS SETOF record
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER ROWS 1
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT a.resource, a.sha1, a.bytes, a.width, a.width, 'image/jpeg',
+               a.created_at, a.updated_at,
+               (SELECT count(*)::integer FROM avatar.avatar_cache c
+                 WHERE c.avatar_id = a.id AND c.sha1 = a.sha1)
+          FROM avatar.avatar a
+         WHERE a.id = $1
+    $$;
+
+COMMENT ON FUNCTION avatar.avatar_info(uuid) IS
+    'Metadata of an avatar: owner, SHA-1, size, type, timestamps and cached sizes.';
+
+-- Least privilege: only the size rule is public. Grant the rest to the
+-- roles that need it (see the README's "Privileges").
+REVOKE ALL ON FUNCTION
+    avatar.avatar_set(text, bytea),
+    avatar.avatar_get(uuid, integer),
+    avatar.avatar_id(text),
+    avatar.avatar_delete(text),
+    avatar.avatar_info(uuid)
+FROM PUBLIC;

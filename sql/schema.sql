@@ -1,0 +1,42 @@
+-- pg_avatar's tables. The extension's functions are the interface: the
+-- tables grant nothing to anyone, and every write goes through a
+-- SECURITY DEFINER function with a pinned search_path.
+
+-- One normalised master per resource. `id` is random (see random_id in
+-- store.rs) and is what public URLs carry, so it never reveals the owner.
+CREATE TABLE avatar.avatar (
+    id         uuid PRIMARY KEY,
+    resource   text NOT NULL UNIQUE
+               CHECK (btrim(resource) <> '' AND octet_length(resource) <= 1024),
+    image      bytea NOT NULL,
+    width      integer NOT NULL CHECK (width BETWEEN 1 AND 2048),
+    -- Derived, so it can never disagree with the image.
+    bytes      integer GENERATED ALWAYS AS (octet_length(image)) STORED,
+    -- SHA-1 of `image`, lower-case hex: XMPP's avatar id, and the HTTP ETag
+    -- and URL version. PostgreSQL has no built-in SHA-1, so avatar_set
+    -- computes it with the image.
+    sha1       text NOT NULL CHECK (sha1 ~ '^[0-9a-f]{40}$'),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Memoized renditions. `sha1` names the master a row was rendered from;
+-- a row whose sha1 is not the master's is never served.
+CREATE TABLE avatar.avatar_cache (
+    avatar_id uuid NOT NULL REFERENCES avatar.avatar (id) ON DELETE CASCADE,
+    size      integer NOT NULL CHECK (size BETWEEN 1 AND 2048),
+    sha1      text NOT NULL,
+    image     bytea NOT NULL,
+    PRIMARY KEY (avatar_id, size)
+);
+
+-- JPEG does not compress: skip pglz's attempt on every write.
+ALTER TABLE avatar.avatar ALTER COLUMN image SET STORAGE EXTERNAL;
+ALTER TABLE avatar.avatar_cache ALTER COLUMN image SET STORAGE EXTERNAL;
+
+-- Without these, pg_dump would treat the rows as part of the extension
+-- and silently leave every avatar out of a backup.
+SELECT pg_catalog.pg_extension_config_dump('avatar.avatar', '');
+SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_cache', '');
+
+GRANT USAGE ON SCHEMA avatar TO PUBLIC;
