@@ -1,0 +1,332 @@
+//! The SQL surface, inside one backend. Each test runs in a transaction
+//! that is rolled back; what must commit is in the workspace's `tests/`.
+
+#[pgrx::pg_schema]
+mod tests {
+    use avatar_pipeline::samples;
+    use image::{DynamicImage, GenericImageView, ImageFormat};
+    use pgrx::datum::DatumWithOid;
+    use pgrx::prelude::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        samples::encode(
+            &DynamicImage::ImageRgb8(samples::scene(width, height)),
+            ImageFormat::Png,
+        )
+    }
+
+    fn one<T: FromDatum + IntoDatum>(sql: &str, args: &[DatumWithOid]) -> Option<T> {
+        Spi::get_one_with_args::<T>(sql, args).expect("query runs")
+    }
+
+    fn set(resource: &str, image: &[u8]) -> pgrx::Uuid {
+        one(
+            "SELECT avatar.avatar_set($1, $2)",
+            &[resource.into(), image.into()],
+        )
+        .expect("an id")
+    }
+
+    fn get(id: pgrx::Uuid, size: i32) -> Option<Vec<u8>> {
+        one(
+            "SELECT avatar.avatar_get($1, $2)",
+            &[id.into(), size.into()],
+        )
+    }
+
+    fn cached(id: pgrx::Uuid) -> i64 {
+        one(
+            "SELECT count(*) FROM avatar.avatar_cache WHERE avatar_id = $1",
+            &[id.into()],
+        )
+        .unwrap()
+    }
+
+    fn dimensions(jpeg: &[u8]) -> (u32, u32) {
+        image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg)
+            .expect("a JPEG")
+            .dimensions()
+    }
+
+    #[pg_test]
+    fn get_returns_exactly_the_quantised_size() {
+        let id = set("users,1", &png(300, 200));
+        for (asked, side) in [
+            (1, 1),
+            (3, 4),
+            (50, 50),
+            (65, 70),
+            (128, 128),
+            (257, 300),
+            (2048, 2048),
+        ] {
+            let jpeg = get(id, asked).expect("an image");
+            assert_eq!(dimensions(&jpeg), (side, side), "asked {asked}");
+            assert_eq!(
+                one::<i32>("SELECT avatar.avatar_size($1)", &[asked.into()]),
+                Some(side as i32)
+            );
+        }
+    }
+
+    #[pg_test]
+    fn a_hit_returns_the_memoized_bytes() {
+        let id = set("users,1", &png(120, 120));
+        let first = get(id, 64).unwrap();
+        assert_eq!(cached(id), 1);
+        Spi::run_with_args(
+            "UPDATE avatar.avatar_cache SET image = '\\xffd8ffd9'::bytea WHERE avatar_id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(
+            get(id, 64).unwrap(),
+            b"\xff\xd8\xff\xd9",
+            "served from the cache, not re-rendered"
+        );
+        assert_ne!(first, b"\xff\xd8\xff\xd9");
+    }
+
+    #[pg_test]
+    fn replacing_keeps_the_id_and_clears_the_cache() {
+        let id = set("users,1", &png(100, 100));
+        get(id, 32);
+        get(id, 64);
+        assert_eq!(cached(id), 2);
+        let sha1_before: String =
+            one("SELECT sha1 FROM avatar.avatar WHERE id = $1", &[id.into()]).unwrap();
+        assert_eq!(set("users,1", &png(90, 140)), id);
+        assert_eq!(cached(id), 0);
+        let sha1_after: String =
+            one("SELECT sha1 FROM avatar.avatar WHERE id = $1", &[id.into()]).unwrap();
+        assert_ne!(sha1_before, sha1_after);
+        assert_ne!(
+            set("users,2", &png(100, 100)),
+            id,
+            "each resource has its own id"
+        );
+    }
+
+    #[pg_test]
+    fn a_stale_cache_row_is_never_served() {
+        let id = set("users,1", &png(100, 100));
+        let jpeg = get(id, 64).unwrap();
+        // A row from some older master, as a writer under snapshot isolation could leave behind.
+        Spi::run_with_args("UPDATE avatar.avatar_cache SET sha1 = repeat('0', 40), image = '\\x00' WHERE avatar_id = $1", &[id.into()]).unwrap();
+        assert_eq!(get(id, 64).unwrap(), jpeg, "re-rendered from the master");
+        let sha1: String = one(
+            "SELECT sha1 FROM avatar.avatar_cache WHERE avatar_id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        let master: String =
+            one("SELECT sha1 FROM avatar.avatar WHERE id = $1", &[id.into()]).unwrap();
+        assert_eq!(sha1, master, "and the stale row replaced");
+    }
+
+    #[pg_test]
+    fn unknown_id_is_null() {
+        assert_eq!(get(pgrx::Uuid::from_bytes([7; 16]), 64), None);
+    }
+
+    #[pg_test]
+    fn info_reports_xmpp_metadata() {
+        let id = set("users,9", &png(500, 300));
+        get(id, 40);
+        let row = Spi::connect(|c| {
+            let row = c
+                .select("SELECT * FROM avatar.avatar_info($1)", None, &[id.into()])?
+                .first();
+            Ok::<_, pgrx::spi::SpiError>((
+                row.get_by_name::<String, _>("resource")?.unwrap(),
+                row.get_by_name::<String, _>("sha1")?.unwrap(),
+                row.get_by_name::<i32, _>("bytes")?.unwrap(),
+                row.get_by_name::<i32, _>("width")?.unwrap(),
+                row.get_by_name::<i32, _>("height")?.unwrap(),
+                row.get_by_name::<String, _>("mime_type")?.unwrap(),
+                row.get_by_name::<i32, _>("cached_sizes")?.unwrap(),
+            ))
+        })
+        .unwrap();
+        let master: Vec<u8> = one(
+            "SELECT image FROM avatar.avatar WHERE id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(
+            row,
+            (
+                "users,9".into(),
+                avatar_pipeline::sha1_hex(&master),
+                master.len() as i32,
+                300,
+                300,
+                "image/jpeg".into(),
+                1
+            )
+        );
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM avatar.avatar_info(gen_random_uuid())",
+                &[]
+            ),
+            Some(0)
+        );
+    }
+
+    #[pg_test]
+    fn lookups_and_delete() {
+        let id = set("users,5", &png(64, 64));
+        assert_eq!(
+            one::<pgrx::Uuid>("SELECT avatar.avatar_id('users,5')", &[]),
+            Some(id)
+        );
+        assert_eq!(
+            one::<pgrx::Uuid>("SELECT avatar.avatar_id('users,6')", &[]),
+            None
+        );
+        get(id, 32);
+        assert_eq!(
+            one::<bool>("SELECT avatar.avatar_delete('users,5')", &[]),
+            Some(true)
+        );
+        assert_eq!(
+            one::<bool>("SELECT avatar.avatar_delete('users,5')", &[]),
+            Some(false)
+        );
+        assert_eq!(cached(id), 0, "the cache goes with the avatar");
+        assert_eq!(get(id, 32), None);
+    }
+
+    #[pg_test]
+    fn settings_shape_the_master() {
+        let upload = png(400, 400);
+        let master_of = |resource: &str| -> (i32, i32) {
+            let id = set(resource, &upload);
+            let width = one(
+                "SELECT width FROM avatar.avatar WHERE id = $1",
+                &[id.into()],
+            )
+            .unwrap();
+            let bytes = one(
+                "SELECT bytes FROM avatar.avatar WHERE id = $1",
+                &[id.into()],
+            )
+            .unwrap();
+            (width, bytes)
+        };
+        Spi::run("SET pg_avatar.jpeg_quality = 20").unwrap();
+        let (_, low) = master_of("q,low");
+        Spi::run("SET pg_avatar.jpeg_quality = 95").unwrap();
+        let (_, high) = master_of("q,high");
+        assert!(
+            low * 2 < high,
+            "quality 20 gave {low} bytes, 95 gave {high}"
+        );
+
+        Spi::run("SET pg_avatar.max_size = 128").unwrap();
+        assert_eq!(master_of("small").0, 128);
+    }
+
+    #[pg_test(error = "avatar size 0 is out of range 1..2048")]
+    fn size_zero_is_rejected() {
+        let id = set("users,1", &png(64, 64));
+        get(id, 0);
+    }
+
+    #[pg_test(error = "avatar size 2049 is out of range 1..2048")]
+    fn avatar_size_has_the_same_rule() {
+        one::<i32>("SELECT avatar.avatar_size(2049)", &[]);
+    }
+
+    #[pg_test(error = "image must not be NULL")]
+    fn null_image_is_rejected() {
+        one::<pgrx::Uuid>("SELECT avatar.avatar_set('users,1', NULL)", &[]);
+    }
+
+    #[pg_test(error = "image format not recognised")]
+    fn random_bytes_are_rejected() {
+        set("users,1", b"\x01\x02\x03 not an image at all");
+    }
+
+    #[pg_test(error = "resource must be 1 to 1024 bytes of non-blank text")]
+    fn blank_resource_is_rejected() {
+        set("  ", &png(8, 8));
+    }
+
+    #[pg_test(
+        error = "image is 100000x100000 = 10000000000 pixels, over the limit of 50000000 pixels"
+    )]
+    fn bombs_are_stopped_at_the_header() {
+        set("users,1", &samples::png_claiming(100_000, 100_000));
+    }
+
+    #[pg_test(error = "permission denied to set parameter \"pg_avatar.max_input_pixels\"")]
+    fn limits_are_for_superusers() {
+        Spi::run("CREATE ROLE avatar_test_user").unwrap();
+        Spi::run("SET ROLE avatar_test_user").unwrap();
+        Spi::run("SET pg_avatar.max_input_pixels = 2000000000").unwrap();
+    }
+
+    /// Volatility, strictness, parallel safety, SECURITY DEFINER and a pinned
+    /// search_path, as the catalog records them: (signature, provolatile,
+    /// proisstrict, proparallel, prosecdef).
+    #[pg_test]
+    fn functions_are_marked_honestly() {
+        let expected = [
+            ("avatar.avatar_set(text,bytea)", "v", false, "u", true),
+            ("avatar.avatar_get(uuid,integer)", "v", true, "u", true),
+            ("avatar.avatar_size(integer)", "i", true, "s", false),
+            ("avatar.avatar_id(text)", "s", true, "s", true),
+            ("avatar.avatar_delete(text)", "v", true, "u", true),
+            ("avatar.avatar_info(uuid)", "s", true, "s", true),
+        ];
+        for (signature, volatile, strict, parallel, definer) in expected {
+            let row = Spi::connect(|c| {
+                let row = c
+                    .select(
+                        "SELECT provolatile::text, proisstrict, proparallel::text, prosecdef,
+                                coalesce(array_to_string(proconfig, ';'), '')
+                           FROM pg_proc WHERE oid = $1::regprocedure",
+                        None,
+                        &[signature.into()],
+                    )?
+                    .first();
+                Ok::<_, pgrx::spi::SpiError>((
+                    row.get::<String>(1)?.unwrap(),
+                    row.get::<bool>(2)?.unwrap(),
+                    row.get::<String>(3)?.unwrap(),
+                    row.get::<bool>(4)?.unwrap(),
+                    row.get::<String>(5)?.unwrap(),
+                ))
+            })
+            .unwrap();
+            assert_eq!(
+                (row.0.as_str(), row.1, row.2.as_str(), row.3),
+                (volatile, strict, parallel, definer),
+                "{signature}"
+            );
+            if definer {
+                assert_eq!(
+                    row.4, "search_path=pg_catalog, pg_temp",
+                    "{signature} pins search_path"
+                );
+            }
+        }
+    }
+
+    #[pg_test]
+    fn both_tables_are_dumped() {
+        let dumped: Vec<String> = Spi::connect(|c| {
+            c.select(
+                "SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'pg_avatar' ORDER BY 1",
+                None,
+                &[],
+            )?
+            .map(|row| row.get::<String>(1).map(Option::unwrap))
+            .collect::<Result<_, _>>()
+        })
+        .unwrap();
+        assert_eq!(dumped, ["avatar.avatar", "avatar.avatar_cache"]);
+    }
+}
