@@ -1,0 +1,134 @@
+//! Shared fixtures: a throwaway database per test on the cluster that
+//! `./run.sh test` starts, and sample images.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use avatar_pipeline::samples;
+use image::{DynamicImage, ImageFormat};
+pub use postgres::{Client, Error, NoTls};
+pub use uuid::Uuid;
+
+/// How to reach the test cluster, from the environment `./run.sh test` sets.
+fn base_conninfo() -> String {
+    std::env::var("PG_AVATAR_TEST_CONNINFO").expect(
+        "PG_AVATAR_TEST_CONNINFO is not set: run these tests through `./run.sh test`, which starts the cluster",
+    )
+}
+
+/// The cluster's own client programs (pg_dump, pg_restore, psql).
+pub fn pg_program(name: &str) -> Command {
+    let bindir = std::env::var("PG_AVATAR_PG_BINDIR")
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    Command::new(PathBuf::from(bindir).join(name))
+}
+
+pub fn connect(conninfo: &str) -> Client {
+    Client::connect(conninfo, NoTls).unwrap_or_else(|e| panic!("connect to {conninfo}: {e}"))
+}
+
+/// A database of its own, with the extension, dropped at the end.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn new(label: &str) -> TestDb {
+        let db = TestDb::without_extension(label);
+        db.connect()
+            .batch_execute("CREATE EXTENSION pg_avatar")
+            .expect("CREATE EXTENSION");
+        db
+    }
+
+    /// For restores, whose dump brings its own CREATE EXTENSION.
+    pub fn without_extension(label: &str) -> TestDb {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t_{label}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        connect(&base_conninfo())
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("CREATE DATABASE");
+        TestDb { name }
+    }
+
+    pub fn conninfo(&self) -> String {
+        format!("{} dbname={}", base_conninfo(), self.name)
+    }
+
+    pub fn conninfo_as(&self, user: &str) -> String {
+        format!("{} user={user}", self.conninfo())
+    }
+
+    pub fn connect(&self) -> Client {
+        connect(&self.conninfo())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = Client::connect(&base_conninfo(), NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    samples::encode(
+        &DynamicImage::ImageRgb8(samples::scene(width, height)),
+        ImageFormat::Png,
+    )
+}
+
+pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    samples::encode(
+        &DynamicImage::ImageRgb8(samples::scene(width, height)),
+        ImageFormat::Jpeg,
+    )
+}
+
+pub fn set(c: &mut Client, resource: &str, image: &[u8]) -> Result<Uuid, Error> {
+    c.query_one("SELECT avatar.avatar_set($1, $2)", &[&resource, &image])
+        .map(|r| r.get(0))
+}
+
+pub fn get(c: &mut Client, id: Uuid, size: i32) -> Result<Option<Vec<u8>>, Error> {
+    c.query_one("SELECT avatar.avatar_get($1, $2)", &[&id, &size])
+        .map(|r| r.get(0))
+}
+
+/// Cache rows of an avatar, as (size, sha1 of the master it came from).
+pub fn cache_rows(c: &mut Client, id: Uuid) -> Vec<(i32, String)> {
+    c.query(
+        "SELECT size, sha1 FROM avatar.avatar_cache WHERE avatar_id = $1 ORDER BY size",
+        &[&id],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+pub fn master_sha1(c: &mut Client, id: Uuid) -> String {
+    c.query_one("SELECT sha1 FROM avatar.avatar WHERE id = $1", &[&id])
+        .unwrap()
+        .get(0)
+}
+
+/// The SQLSTATE of a failed statement.
+pub fn sqlstate(result: Result<impl std::fmt::Debug, Error>) -> String {
+    let error = result.expect_err("the statement should have failed");
+    error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {error}"))
+        .code()
+        .code()
+        .to_string()
+}
