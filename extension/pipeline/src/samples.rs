@@ -9,13 +9,17 @@ use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 /// A smooth, colourful scene with sharp edges: gradients and a few discs.
 pub fn scene(width: u32, height: u32) -> RgbImage {
     let (w, h) = (width.max(1) as f32, height.max(1) as f32);
+    let unit = w.min(h);
     RgbImage::from_fn(width, height, |x, y| {
         let (fx, fy) = (x as f32 / w, y as f32 / h);
-        let disc = |cx: f32, cy: f32, r: f32| ((fx - cx).powi(2) + (fy - cy).powi(2)).sqrt() < r;
-        if disc(0.5, 0.45, 0.18) {
-            Rgb([240, 200, 160])
-        } else if disc(0.3, 0.3, 0.06) || disc(0.7, 0.3, 0.06) {
+        // Round in pixels whatever the aspect ratio; radius in units of the shorter side.
+        let disc = |cx: f32, cy: f32, r: f32| {
+            ((x as f32 - cx * w).powi(2) + (y as f32 - cy * h).powi(2)).sqrt() < r * unit
+        };
+        if disc(0.4, 0.38, 0.04) || disc(0.6, 0.38, 0.04) {
             Rgb([40, 40, 60])
+        } else if disc(0.5, 0.45, 0.25) {
+            Rgb([240, 200, 160])
         } else {
             Rgb([
                 (255.0 * fx) as u8,

@@ -1,0 +1,81 @@
+# ./run.sh demo: install pg_avatar on a private cluster under target/, set a
+# few avatars from images made here, and show what avatar_get returns.
+
+step "building and installing the extension"
+install_extension --release
+
+demo=target/demo
+mkdir -p "$demo/out"
+cargo run --quiet --release -p avatar-pipeline --features samples --example samples -- "$demo/uploads"
+
+step "starting a private cluster"
+cluster=$(cluster_dir "$demo/cluster")
+rm -rf "${cluster:?}/data"
+port=$(free_port 28835)
+trap 'cluster_stop "$cluster"' EXIT
+cluster_start "$cluster" "$port"
+echo "cluster in $cluster, port $port"
+psql_demo() { "$PG_BIN/psql" --no-psqlrc --quiet -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+psql_demo -c "CREATE DATABASE demo"
+psql() { psql_demo -d demo -v ON_ERROR_STOP=1 "$@"; }
+psql -c "CREATE EXTENSION pg_avatar"
+
+step "avatar_set: one upload per resource"
+# Uploads travel as hex through \copy, so they never pass a command line.
+staging="$demo/uploads.tsv"
+: >"$staging"
+for file in "$demo"/uploads/*; do
+    name=$(basename "$file")
+    printf '%s\t%s\t%s\n' "${name%.*}" "$name" "$(od -An -v -tx1 "$file" | tr -d ' \n')" >>"$staging"
+done
+psql <<SQL
+CREATE TEMP TABLE upload (resource text, file text, hex text);
+\copy upload FROM '$staging'
+\echo
+\echo 'Each upload, normalised: upright, flattened onto white, centre square, JPEG.'
+\echo 'users,5 is a truncated PNG: it gets an SQLSTATE error and writes nothing.'
+DO \$\$
+DECLARE u record;
+BEGIN
+    FOR u IN SELECT * FROM upload ORDER BY resource LOOP
+        BEGIN
+            PERFORM avatar.avatar_set(u.resource, decode(u.hex, 'hex'));
+        EXCEPTION WHEN others THEN
+            RAISE NOTICE '% (%): % [SQLSTATE %]', u.resource, u.file, SQLERRM, SQLSTATE;
+        END;
+    END LOOP;
+END
+\$\$;
+SELECT u.file AS upload, octet_length(decode(u.hex, 'hex')) AS upload_bytes,
+       a.id, i.width AS master_side, i.bytes AS master_bytes, left(i.sha1, 12) AS sha1
+  FROM upload u
+  JOIN avatar.avatar a USING (resource)
+ CROSS JOIN LATERAL avatar.avatar_info(a.id) i
+ ORDER BY u.resource;
+SQL
+
+step "avatar_get: any size, quantised, resized in the database and memoized"
+psql <<'SQL'
+SELECT a.resource, s AS asked, avatar.avatar_size(s) AS served,
+       octet_length(avatar.avatar_get(a.id, s)) AS jpeg_bytes
+  FROM avatar.avatar a, unnest(ARRAY[16, 45, 64, 130, 512]) s
+ ORDER BY a.resource, s;
+\echo 'A second call is a cache hit; the cache holds one row per served size:'
+SELECT a.resource, count(c.*) AS cached_sizes, string_agg(c.size::text, ', ' ORDER BY c.size) AS sizes
+  FROM avatar.avatar a LEFT JOIN avatar.avatar_cache c ON c.avatar_id = a.id
+ GROUP BY a.resource ORDER BY a.resource;
+\echo 'Out of range sizes are errors:'
+\set ON_ERROR_STOP 0
+SELECT avatar.avatar_get(id, 4096) FROM avatar.avatar LIMIT 1;
+SQL
+
+for resource in users,1 users,2 users,3 users,4; do
+    for size in 64 256; do
+        psql -At -c "SELECT encode(avatar.avatar_get(avatar.avatar_id('$resource'), $size), 'base64')" \
+            | base64 -d >"$demo/out/${resource/,/-}-$size.jpg"
+    done
+done
+step "renditions written to $demo/out/ to look at"
+ls -l "$demo/out"
+cluster_stop "$cluster"
+trap - EXIT
