@@ -8,6 +8,15 @@ CREATE FUNCTION avatar.avatar_id(resource text) RETURNS uuid
 COMMENT ON FUNCTION avatar.avatar_id(text) IS
     'The public id of the avatar of a resource, or NULL if it has none.';
 
+-- What an HTTP route needs for an ETag or a 304, without the image bytes.
+CREATE FUNCTION avatar.avatar_sha1(id uuid) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT a.sha1 FROM avatar.avatar a WHERE a.id = $1 $$;
+
+COMMENT ON FUNCTION avatar.avatar_sha1(uuid) IS
+    'The SHA-1 (lower-case hex) of an avatar''s current image, or NULL: its version and ETag.';
+
 -- The cache goes with it through ON DELETE CASCADE.
 CREATE FUNCTION avatar.avatar_delete(resource text) RETURNS boolean
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
@@ -49,6 +58,7 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_set(text, bytea),
     avatar.avatar_get(uuid, integer),
     avatar.avatar_id(text),
+    avatar.avatar_sha1(uuid),
     avatar.avatar_delete(text),
     avatar.avatar_info(uuid)
 FROM PUBLIC;

@@ -278,6 +278,7 @@ mod tests {
             ("avatar.avatar_get(uuid,integer)", "v", true, "u", true),
             ("avatar.avatar_size(integer)", "i", true, "s", false),
             ("avatar.avatar_id(text)", "s", true, "s", true),
+            ("avatar.avatar_sha1(uuid)", "s", true, "s", true),
             ("avatar.avatar_delete(text)", "v", true, "u", true),
             ("avatar.avatar_info(uuid)", "s", true, "s", true),
         ];

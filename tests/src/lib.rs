@@ -60,6 +60,16 @@ impl TestDb {
         format!("{} dbname={}", base_conninfo(), self.name)
     }
 
+    /// The same database reached through another port (a proxy).
+    pub fn conninfo_via_port(&self, port: u16) -> String {
+        let base: Vec<String> = base_conninfo()
+            .split_whitespace()
+            .filter(|kv| !kv.starts_with("port="))
+            .map(str::to_string)
+            .collect();
+        format!("{} port={port} dbname={}", base.join(" "), self.name)
+    }
+
     pub fn conninfo_as(&self, user: &str) -> String {
         format!("{} user={user}", self.conninfo())
     }

@@ -1,0 +1,74 @@
+use std::fmt;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// What went wrong, split the way an application answers: the caller's
+/// upload (HTTP 400) versus the database (HTTP 500 or 503).
+#[derive(Debug)]
+pub enum Error {
+    /// pg_avatar rejected the input: not an image, corrupt, over a limit,
+    /// or a size out of range. `message` and `hint` are the server's.
+    InvalidInput {
+        message: String,
+        hint: Option<String>,
+    },
+    /// Anything else: connection, permissions, a bug.
+    Database(DieselError),
+}
+
+impl Error {
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Error::InvalidInput { .. })
+    }
+}
+
+/// The first words of every error pg_avatar raises for bad input
+/// (SQLSTATEs 22023, 22P03, 54000 and 22004). diesel reports those
+/// SQLSTATEs only as `DatabaseErrorKind::Unknown`, so the message is the
+/// signal; the workspace's integration tests pin every one of them.
+const INPUT_ERROR_PREFIXES: [&str; 4] = ["image ", "avatar size ", "resource must ", "image must "];
+
+impl From<DieselError> for Error {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if INPUT_ERROR_PREFIXES
+                    .iter()
+                    .any(|p| info.message().starts_with(p)) =>
+            {
+                Error::InvalidInput {
+                    message: info.message().to_string(),
+                    hint: info.hint().map(str::to_string),
+                }
+            }
+            _ => Error::Database(e),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidInput {
+                message,
+                hint: Some(hint),
+            } => write!(f, "{message} ({hint})"),
+            Error::InvalidInput {
+                message,
+                hint: None,
+            } => f.write_str(message),
+            Error::Database(e) => write!(f, "database error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Database(e) => Some(e),
+            Error::InvalidInput { .. } => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

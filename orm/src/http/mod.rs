@@ -1,0 +1,192 @@
+//! The route that serves public avatar URLs:
+//! `GET`/`HEAD /avatar/{db}/{id}?s={size}&v={version}`.
+//!
+//! Mount it in an existing axum app with one line:
+//!
+//! ```ignore
+//! let app = app.merge(diesel_avatar::http::router(databases, Options::default())?);
+//! ```
+
+mod etag;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::urls::{self, RequestError};
+use store::{Fetched, Pool};
+
+/// One database the route serves avatars from.
+#[derive(Clone)]
+pub struct Database {
+    /// Only ever used to derive the URL key; never logged or sent.
+    pub name: String,
+    /// A libpq connection string or URL. Its role needs EXECUTE on
+    /// `avatar.avatar_get(uuid, integer)` and `avatar.avatar_sha1(uuid)`.
+    pub url: String,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Database { .. }")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `Cache-Control: max-age` when the URL carries no current version.
+    pub max_age: Duration,
+    /// Connections per database.
+    pub pool_size: u32,
+    /// How long a request waits for a connection before answering 503.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A version in the URL that matches the image makes the URL immutable.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+struct Service {
+    /// By database key, the URL segment; the names are not kept.
+    pools: HashMap<String, Pool>,
+    cache_control: HeaderValue,
+}
+
+/// The avatar route for `databases`. Pools connect lazily, so the server
+/// starts (and answers 503) while a database is down.
+pub fn router(databases: Vec<Database>, options: Options) -> Result<Router, urls::UrlError> {
+    let mut pools = HashMap::new();
+    for db in databases {
+        if db.secret.len() < urls::MIN_SECRET_LEN {
+            return Err(urls::UrlError::ShortSecret);
+        }
+        pools.insert(
+            urls::database_key(&db.name, &db.secret),
+            store::pool(&db.url, &options),
+        );
+    }
+    let cache_control =
+        HeaderValue::try_from(format!("public, max-age={}", options.max_age.as_secs()))
+            .expect("digits are a valid header value");
+    let service = Arc::new(Service {
+        pools,
+        cache_control,
+    });
+    Ok(Router::new()
+        .route("/avatar/{db}/{id}", get(serve))
+        .with_state(service))
+}
+
+async fn serve(
+    State(service): State<Arc<Service>>,
+    Path((db, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let size = match urls::parse_size(query.get("s").map(String::as_str)) {
+        Ok(size) => size,
+        Err(RequestError::BadSize(why)) => return plain(StatusCode::BAD_REQUEST, why),
+        Err(RequestError::NotFound) => return not_found(),
+    };
+    let Ok(path) = urls::parse_path(&db, &id) else {
+        return not_found();
+    };
+    let Some(pool) = service.pools.get(&path.database_key).cloned() else {
+        return not_found();
+    };
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+
+    let fetched = tokio::task::spawn_blocking(move || {
+        store::fetch(&pool, path.id, size, if_none_match.as_deref())
+    })
+    .await;
+    let (status, sha1, body) = match fetched {
+        Ok(Ok(Fetched::Missing)) => return not_found(),
+        Ok(Ok(Fetched::NotModified { sha1 })) => (StatusCode::NOT_MODIFIED, sha1, None),
+        Ok(Ok(Fetched::Image { sha1, jpeg })) => (StatusCode::OK, sha1, Some(jpeg)),
+        Ok(Err(store::FetchError::Unavailable)) => {
+            tracing::warn!(database = %path.database_key, "database unavailable");
+            let mut response = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable, try again shortly".into(),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
+        Ok(Err(store::FetchError::Failed(e))) => {
+            tracing::error!(database = %path.database_key, error = %e, "avatar query failed");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "avatar worker panicked");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
+        }
+    };
+
+    let current = query.get("v").is_some_and(|v| v == urls::version(&sha1));
+    let mut response = match body {
+        Some(jpeg) => (status, jpeg).into_response(),
+        None => status.into_response(),
+    };
+    let h = response.headers_mut();
+    common_headers(h);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(header::ETAG, etag::for_image(&sha1, size));
+    h.insert(
+        header::CACHE_CONTROL,
+        if current {
+            HeaderValue::from_static(IMMUTABLE)
+        } else {
+            service.cache_control.clone()
+        },
+    );
+    response
+}
+
+fn common_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+fn plain(status: StatusCode, text: String) -> Response {
+    let mut response = (status, text + "\n").into_response();
+    common_headers(response.headers_mut());
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The same answer for an unknown database, an unknown id and a malformed
+/// path, so responses reveal nothing about which databases or ids exist.
+fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "no such avatar".into())
+}

@@ -1,0 +1,96 @@
+//! The route's database work, run on blocking threads.
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool as R2d2Pool};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use uuid::Uuid;
+
+use super::{etag, Options};
+use crate::functions::{avatar_get, avatar_sha1};
+
+pub type Pool = R2d2Pool<ConnectionManager<PgConnection>>;
+
+pub fn pool(url: &str, options: &Options) -> Pool {
+    R2d2Pool::builder()
+        .max_size(options.pool_size)
+        .min_idle(Some(0))
+        .connection_timeout(options.connect_timeout)
+        // libpq's messages can name the database; failures surface as 503s instead.
+        .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
+        .build_unchecked(ConnectionManager::new(url))
+}
+
+pub enum Fetched {
+    Missing,
+    NotModified { sha1: String },
+    Image { sha1: String, jpeg: Vec<u8> },
+}
+
+pub enum FetchError {
+    /// No connection could be had, or it broke: answer 503.
+    Unavailable,
+    Failed(DieselError),
+}
+
+/// Looks the avatar up, retrying once on a fresh connection if the pooled
+/// one died (as after a server restart).
+pub fn fetch(
+    pool: &Pool,
+    id: Uuid,
+    size: u32,
+    if_none_match: Option<&str>,
+) -> Result<Fetched, FetchError> {
+    match fetch_once(pool, id, size, if_none_match) {
+        Err(FetchError::Unavailable) => fetch_once(pool, id, size, if_none_match),
+        other => other,
+    }
+}
+
+fn fetch_once(
+    pool: &Pool,
+    id: Uuid,
+    size: u32,
+    if_none_match: Option<&str>,
+) -> Result<Fetched, FetchError> {
+    let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+    let size_sql = size as i32;
+    if let Some(tags) = if_none_match {
+        // A revalidation costs one index lookup and no image bytes.
+        let sha1: Option<String> = diesel::select(avatar_sha1(id))
+            .get_result(&mut conn)
+            .map_err(classify)?;
+        match sha1 {
+            None => return Ok(Fetched::Missing),
+            Some(sha1) if etag::matches(tags, &sha1, size) => {
+                return Ok(Fetched::NotModified { sha1 })
+            }
+            Some(_) => {}
+        }
+    }
+    let (sha1, jpeg): (Option<String>, Option<Vec<u8>>) =
+        diesel::select((avatar_sha1(id), avatar_get(id, size_sql)))
+            .get_result(&mut conn)
+            .map_err(classify)?;
+    Ok(match (sha1, jpeg) {
+        (Some(sha1), Some(jpeg)) => Fetched::Image { sha1, jpeg },
+        _ => Fetched::Missing,
+    })
+}
+
+fn classify(e: DieselError) -> FetchError {
+    match &e {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => FetchError::Unavailable,
+        // The connection died under us: libpq reports these as plain errors.
+        DieselError::DatabaseError(_, info)
+            if info.message().contains("server closed the connection")
+                || info.message().contains("terminating connection") =>
+        {
+            FetchError::Unavailable
+        }
+        _ => FetchError::Failed(e),
+    }
+}

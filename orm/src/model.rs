@@ -1,0 +1,182 @@
+//! The mixin: everything a model gets from `#[derive(Avatar)]`.
+
+use diesel::expression::BoxableExpression;
+use diesel::pg::{Pg, PgConnection};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use url::Url;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::functions::{avatar_delete, avatar_get, avatar_id, avatar_set, avatar_sha1};
+use crate::urls::AvatarUrls;
+
+/// The resource of a row as a SQL expression over its table, for queries
+/// that join avatars to many rows at once.
+pub type ResourceSql<T> = Box<dyn BoxableExpression<T, Pg, SqlType = Text>>;
+
+/// A diesel model with an avatar. Derive it: `#[derive(Avatar)]` reads the
+/// table and primary key from `#[diesel(table_name = …, primary_key(…))]`,
+/// or from `#[avatar(table = "…", key(…))]`, which wins.
+pub trait Avatar {
+    /// The diesel table the model is loaded from.
+    type Table;
+
+    /// The text naming this row in `avatar.avatar`: the table name, then
+    /// each primary-key part, joined by commas (`users,42`). Inside a part,
+    /// `%` and `,` are written `%25` and `%2C`, so every key has exactly one
+    /// resource. Changing a model's table or key changes its resources, so
+    /// avatars stored under the old ones would no longer be found.
+    fn avatar_resource(&self) -> String;
+
+    /// The same resource, computed by the database from the row's columns.
+    fn avatar_resource_sql() -> ResourceSql<Self::Table>;
+
+    /// Stores an upload (JPEG, PNG, WebP, GIF or BMP) as this row's avatar
+    /// and returns its public id, which stays the same when replaced.
+    fn set_avatar(&self, conn: &mut PgConnection, image: &[u8]) -> Result<Uuid> {
+        Ok(diesel::select(avatar_set(self.avatar_resource(), image)).get_result(conn)?)
+    }
+
+    /// The avatar as a JPEG exactly `avatar_size(size)` pixels square.
+    fn avatar(&self, conn: &mut PgConnection, size: u32) -> Result<Option<Vec<u8>>> {
+        let size = i32::try_from(size).unwrap_or(i32::MAX);
+        Ok(diesel::select(avatar_get(avatar_id(self.avatar_resource()), size)).get_result(conn)?)
+    }
+
+    fn avatar_id(&self, conn: &mut PgConnection) -> Result<Option<Uuid>> {
+        Ok(diesel::select(avatar_id(self.avatar_resource())).get_result(conn)?)
+    }
+
+    /// The public URL of the avatar at `size`, with the current version.
+    fn avatar_url(
+        &self,
+        conn: &mut PgConnection,
+        urls: &AvatarUrls,
+        size: u32,
+    ) -> Result<Option<Url>> {
+        let id = avatar_id(self.avatar_resource());
+        let (id, sha1): (Option<Uuid>, Option<String>) =
+            diesel::select((id.clone(), avatar_sha1(id))).get_result(conn)?;
+        Ok(id.zip(sha1).map(|(id, sha1)| urls.url(id, &sha1, size)))
+    }
+
+    /// Removes the avatar and its cached sizes; true if there was one.
+    fn delete_avatar(&self, conn: &mut PgConnection) -> Result<bool> {
+        Ok(diesel::select(avatar_delete(self.avatar_resource())).get_result(conn)?)
+    }
+}
+
+/// Support for the derive's generated code; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    use std::fmt::Display;
+
+    use diesel::expression::{AsExpression, BoxableExpression, Expression};
+    use diesel::pg::Pg;
+    use diesel::sql_types::Text;
+    use diesel::TextExpressionMethods;
+
+    pub use super::ResourceSql;
+    pub use diesel;
+
+    use diesel::expression::{is_aggregate, SelectableExpression, ValidGrouping};
+    use diesel::query_builder::QueryFragment;
+    use diesel::sql_types::{BigInt, Integer, SqlType, Uuid};
+    use diesel::ExpressionMethods;
+
+    /// The SQL types a primary-key part may have, and how each becomes text.
+    #[diagnostic::on_unimplemented(
+        message = "a primary key of SQL type `{Self}` cannot name an avatar's resource",
+        note = "#[derive(Avatar)] supports keys of SQL type Integer, BigInt, Text and Uuid"
+    )]
+    pub trait KeySqlType: SqlType + Sized {
+        fn text<QS, E>(part: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
+        where
+            E: Expression<SqlType = Self> + Part<QS>;
+    }
+
+    /// What diesel needs to put an expression in a boxed select.
+    pub trait Part<QS>:
+        SelectableExpression<QS>
+        + QueryFragment<Pg>
+        + ValidGrouping<(), IsAggregate = is_aggregate::No>
+        + Send
+        + 'static
+    {
+    }
+
+    impl<QS, E> Part<QS> for E where
+        E: SelectableExpression<QS>
+            + QueryFragment<Pg>
+            + ValidGrouping<(), IsAggregate = is_aggregate::No>
+            + Send
+            + 'static
+    {
+    }
+
+    impl KeySqlType for Text {
+        fn text<QS, E>(part: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
+        where
+            E: Expression<SqlType = Self> + Part<QS>,
+        {
+            Box::new(part)
+        }
+    }
+
+    macro_rules! cast_to_text {
+        ($($sql:ty),*) => {$(
+            impl KeySqlType for $sql {
+                fn text<QS, E>(part: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
+                where
+                    E: Expression<SqlType = Self> + Part<QS>,
+                {
+                    Box::new(part.cast::<Text>())
+                }
+            }
+        )*};
+    }
+    cast_to_text!(Integer, BigInt, Uuid);
+
+    /// A primary-key column as text.
+    pub fn part<QS, E>(column: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
+    where
+        E: Expression + Part<QS>,
+        E::SqlType: KeySqlType,
+    {
+        <E::SqlType as KeySqlType>::text(column)
+    }
+
+    diesel::define_sql_function! {
+        #[sql_name = "pg_catalog.replace"]
+        fn replace(string: Text, from: Text, to: Text) -> Text;
+    }
+
+    pub fn resource(table: &str, parts: &[&dyn Display]) -> String {
+        let mut out = String::from(table);
+        for part in parts {
+            out.push(',');
+            for c in part.to_string().chars() {
+                match c {
+                    '%' => out.push_str("%25"),
+                    ',' => out.push_str("%2C"),
+                    c => out.push(c),
+                }
+            }
+        }
+        out
+    }
+
+    /// `table` followed by each part, escaped exactly as [`resource`] does.
+    pub fn resource_sql<T: 'static>(
+        table: &'static str,
+        parts: Vec<Box<dyn BoxableExpression<T, Pg, SqlType = Text>>>,
+    ) -> ResourceSql<T> {
+        let mut expr: ResourceSql<T> = Box::new(AsExpression::<Text>::as_expression(table));
+        for part in parts {
+            let escaped = replace(replace(part, "%", "%25"), ",", "%2C");
+            expr = Box::new(expr.concat(",").concat(escaped));
+        }
+        expr
+    }
+}

@@ -1,0 +1,236 @@
+//! A small diesel application using `#[derive(Avatar)]`, against the real
+//! extension: the way an app would use diesel-avatar.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel_avatar::functions::{avatar_get, avatar_id, avatar_sha1, avatar_size};
+use diesel_avatar::{Avatar, AvatarUrls};
+use pg_avatar_tests::{jpeg, png, TestDb};
+
+mod schema {
+    diesel::table! {
+        users (id) {
+            id -> Int4,
+            name -> Text,
+        }
+    }
+
+    diesel::table! {
+        memberships (org, login) {
+            org -> Int8,
+            login -> Text,
+        }
+    }
+}
+use schema::{memberships, users};
+
+#[derive(Queryable, Selectable, Identifiable, Avatar, Debug)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+struct User {
+    id: i32,
+    name: String,
+}
+
+#[derive(Queryable, Identifiable, Avatar, Debug)]
+#[diesel(table_name = memberships, primary_key(org, login))]
+struct Membership {
+    org: i64,
+    login: String,
+}
+
+fn app() -> (TestDb, PgConnection) {
+    let db = TestDb::new("diesel_app");
+    let mut conn = PgConnection::establish(&db.conninfo()).unwrap();
+    conn.batch_execute(
+        "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE memberships (org int8, login text, PRIMARY KEY (org, login));",
+    )
+    .unwrap();
+    (db, conn)
+}
+
+fn new_user(conn: &mut PgConnection, name: &str) -> User {
+    diesel::insert_into(users::table)
+        .values(users::name.eq(name))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .unwrap()
+}
+
+#[test]
+fn set_get_url_delete() {
+    let (_db, mut conn) = app();
+    let ada = new_user(&mut conn, "Ada");
+    assert_eq!(
+        (ada.name.as_str(), ada.avatar_resource()),
+        ("Ada", format!("users,{}", ada.id))
+    );
+    assert_eq!(ada.avatar_id(&mut conn).unwrap(), None);
+    assert_eq!(ada.avatar(&mut conn, 64).unwrap(), None);
+
+    let id = ada.set_avatar(&mut conn, &png(300, 200)).unwrap();
+    assert_eq!(ada.avatar_id(&mut conn).unwrap(), Some(id));
+    let thumb = ada.avatar(&mut conn, 64).unwrap().expect("an avatar");
+    assert_eq!(image::load_from_memory(&thumb).unwrap().width(), 64);
+
+    let urls = AvatarUrls::new(
+        "https://cdn.example.com/static",
+        "app_db",
+        b"a secret of sixteen+ bytes",
+    )
+    .unwrap();
+    let url = ada
+        .avatar_url(&mut conn, &urls, 128)
+        .unwrap()
+        .expect("a URL");
+    assert!(
+        url.as_str()
+            .starts_with("https://cdn.example.com/static/avatar/"),
+        "{url}"
+    );
+    assert!(url.as_str().contains(&id.simple().to_string()));
+    assert!(
+        !url.as_str().contains("app_db"),
+        "the database name never appears"
+    );
+
+    // A new image: same id, new version in the URL.
+    assert_eq!(ada.set_avatar(&mut conn, &jpeg(120, 120)).unwrap(), id);
+    let url2 = ada.avatar_url(&mut conn, &urls, 128).unwrap().unwrap();
+    assert_ne!(url, url2);
+    assert_eq!(url.path(), url2.path());
+
+    assert!(ada.delete_avatar(&mut conn).unwrap());
+    assert!(!ada.delete_avatar(&mut conn).unwrap());
+    assert_eq!(ada.avatar_url(&mut conn, &urls, 128).unwrap(), None);
+}
+
+#[test]
+fn invalid_uploads_are_typed_apart_from_database_errors() {
+    let (_db, mut conn) = app();
+    let user = new_user(&mut conn, "Bob");
+    let mut truncated = png(64, 64);
+    truncated.truncate(50);
+    let bomb = avatar_pipeline::samples::png_claiming(100_000, 100_000);
+    for (what, bytes) in [
+        ("empty", &b""[..]),
+        ("text", &b"hello"[..]),
+        ("truncated", &truncated[..]),
+        ("bomb", &bomb[..]),
+    ] {
+        let error = user.set_avatar(&mut conn, bytes).unwrap_err();
+        assert!(error.is_invalid_input(), "{what}: {error:?}");
+    }
+    user.set_avatar(&mut conn, &png(32, 32))
+        .expect("the connection is fine after rejections");
+    assert!(
+        user.avatar(&mut conn, 5000).unwrap_err().is_invalid_input(),
+        "size out of range"
+    );
+
+    // Without the extension, the same call is a database error, not bad input.
+    diesel::sql_query("DROP EXTENSION pg_avatar")
+        .execute(&mut conn)
+        .unwrap();
+    let error = user.set_avatar(&mut conn, &png(8, 8)).unwrap_err();
+    assert!(!error.is_invalid_input(), "{error:?}");
+}
+
+#[test]
+fn composite_keys_get_unambiguous_resources() {
+    let (_db, mut conn) = app();
+    let tricky = [(1, "a,b"), (1, "a%2Cb"), (12, "x"), (1, "2,x")];
+    for (org, login) in tricky {
+        diesel::insert_into(memberships::table)
+            .values((memberships::org.eq(org), memberships::login.eq(login)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let rows: Vec<Membership> = memberships::table
+        .order((memberships::org, memberships::login))
+        .load(&mut conn)
+        .unwrap();
+    let resources: Vec<String> = rows.iter().map(Avatar::avatar_resource).collect();
+    let unique: std::collections::HashSet<_> = resources.iter().collect();
+    assert_eq!(unique.len(), rows.len(), "{resources:?}");
+    assert!(
+        resources.contains(&"memberships,1,a%2Cb".to_string()),
+        "{resources:?}"
+    );
+
+    // The database computes exactly the same strings.
+    let from_sql: Vec<String> = memberships::table
+        .order((memberships::org, memberships::login))
+        .select(Membership::avatar_resource_sql())
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(from_sql, resources);
+
+    for row in &rows {
+        row.set_avatar(&mut conn, &png(40, 40)).unwrap();
+    }
+    let ids: std::collections::HashSet<_> = rows
+        .iter()
+        .map(|r| r.avatar_id(&mut conn).unwrap().unwrap())
+        .collect();
+    assert_eq!(ids.len(), rows.len());
+}
+
+#[test]
+fn one_query_lists_users_with_avatar_ids_and_urls() {
+    let (_db, mut conn) = app();
+    let people: Vec<User> = ["Ada", "Bob", "Cy"]
+        .iter()
+        .map(|n| new_user(&mut conn, n))
+        .collect();
+    people[0].set_avatar(&mut conn, &png(90, 90)).unwrap();
+    people[2].set_avatar(&mut conn, &png(70, 50)).unwrap();
+
+    let resource = User::avatar_resource_sql;
+    let listing: Vec<(String, Option<uuid::Uuid>, Option<String>, i32)> = users::table
+        .order(users::id)
+        .select((
+            users::name,
+            avatar_id(resource()),
+            avatar_sha1(avatar_id(resource())),
+            avatar_size(45),
+        ))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(listing.len(), 3);
+    assert!(listing[0].1.is_some() && listing[0].2.is_some());
+    assert_eq!(
+        (listing[1].1, listing[1].2.as_deref()),
+        (None, None),
+        "Bob has none"
+    );
+    assert!(listing[2].1.is_some());
+    assert_eq!(listing[0].3, 50);
+
+    let urls = AvatarUrls::new("https://a.example", "db", b"sixteen byte secret!").unwrap();
+    let url = urls.url(listing[0].1.unwrap(), listing[0].2.as_deref().unwrap(), 64);
+    assert_eq!(
+        Some(url),
+        people[0].avatar_url(&mut conn, &urls, 64).unwrap(),
+        "the listing builds the same URL"
+    );
+
+    // Thumbnails for every user with an avatar, in one round trip.
+    let thumbs: Vec<Option<Vec<u8>>> = users::table
+        .order(users::id)
+        .select(avatar_get(avatar_id(resource()), 32))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(thumbs.iter().filter(|t| t.is_some()).count(), 2);
+
+    let text: String = diesel::select(diesel::dsl::sql::<Text>("'ok'"))
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(text, "ok");
+}
+
+#[test]
+fn the_url_size_limit_matches_the_extension() {
+    assert_eq!(diesel_avatar::urls::MAX_SIZE, avatar_pipeline::MAX_SIZE);
+}
