@@ -1,6 +1,4 @@
 const _: () = {
-    use diesel_avatar::__private::diesel;
-    use diesel::ExpressionMethods as _;
     impl diesel_avatar::Avatar for Membership {
         type Table = crate::schema::memberships::table;
         fn avatar_resource(&self) -> ::std::string::String {
@@ -16,10 +14,9 @@ const _: () = {
             diesel_avatar::__private::resource_sql(
                 "memberships",
                 ::std::vec![
-                    ::std::boxed::Box::new(crate ::schema::memberships::org_id.cast:: <
-                    diesel::sql_types::Text > ()), ::std::boxed::Box::new(crate
-                    ::schema::memberships::user_login.cast:: < diesel::sql_types::Text >
-                    ())
+                    diesel_avatar::__private::part(crate ::schema::memberships::org_id),
+                    diesel_avatar::__private::part(crate
+                    ::schema::memberships::user_login)
                 ],
             )
         }

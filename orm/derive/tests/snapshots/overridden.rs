@@ -1,6 +1,4 @@
 const _: () = {
-    use diesel_avatar::__private::diesel;
-    use diesel::ExpressionMethods as _;
     impl diesel_avatar::Avatar for ResUser {
         type Table = res_users::table;
         fn avatar_resource(&self) -> ::std::string::String {
@@ -12,10 +10,7 @@ const _: () = {
         fn avatar_resource_sql() -> diesel_avatar::ResourceSql<Self::Table> {
             diesel_avatar::__private::resource_sql(
                 "res.user",
-                ::std::vec![
-                    ::std::boxed::Box::new(res_users::uid.cast:: <
-                    diesel::sql_types::Text > ())
-                ],
+                ::std::vec![diesel_avatar::__private::part(res_users::uid)],
             )
         }
     }

@@ -1,6 +1,4 @@
 const _: () = {
-    use diesel_avatar::__private::diesel;
-    use diesel::ExpressionMethods as _;
     impl diesel_avatar::Avatar for User {
         type Table = users::table;
         fn avatar_resource(&self) -> ::std::string::String {
@@ -12,10 +10,7 @@ const _: () = {
         fn avatar_resource_sql() -> diesel_avatar::ResourceSql<Self::Table> {
             diesel_avatar::__private::resource_sql(
                 "users",
-                ::std::vec![
-                    ::std::boxed::Box::new(users::id.cast:: < diesel::sql_types::Text >
-                    ())
-                ],
+                ::std::vec![diesel_avatar::__private::part(users::id)],
             )
         }
     }

@@ -1,0 +1,9 @@
+use diesel_avatar::Avatar;
+
+#[derive(Avatar)]
+enum Role {
+    Admin,
+    User,
+}
+
+fn main() {}
