@@ -77,5 +77,20 @@ for resource in users,1 users,2 users,3 users,4; do
 done
 step "renditions written to $demo/out/ to look at"
 ls -l "$demo/out"
+
+step "serving public URLs with pg-avatar (as a role that may only read avatars)"
+cargo build --quiet --release -p diesel-avatar --features cli --bin pg-avatar
+trap 'gallery_stop; cluster_stop "$cluster"' EXIT
+gallery_start "$port" demo target/release/pg-avatar "$demo"
+echo "A few of the URLs (the database segment is a keyed hash, never the name):"
+grep -o 'src="[^"]*"' "$demo/index.html" | sed 's/src="//; s/"$//' | head -4 | sed 's/^/  /'
+echo
+echo "Open the gallery: $GALLERY_URL"
+if [ -t 0 ]; then
+    read -r -p "Press Enter to stop the server and the cluster. "
+else
+    gallery_check_in_browser "$demo"
+fi
+gallery_stop
 cluster_stop "$cluster"
 trap - EXIT

@@ -6,11 +6,11 @@ PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PG_CONFIG=$PG_BIN/pg_config
 PGRX_VERSION=0.18.0
 # libclang-dev: pgrx generates its bindings with bindgen.
-# python3-psycopg: the non-Rust client test.
+# python3-psycopg: the non-Rust client test. chromium: the browser check.
 PACKAGES=(
     build-essential pkg-config sudo ca-certificates
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" libclang-dev
-    python3 python3-psycopg
+    python3 python3-psycopg chromium
 )
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -105,4 +105,95 @@ assert_no_crash() {
     if grep -E "terminated by signal|server process .* was terminated" "$1/server.log"; then
         die "a backend crashed: see $1/server.log"
     fi
+}
+
+# gallery_start CLUSTER_PORT DB BIN DIR: fills DB from the demo's sample
+# uploads with `pg-avatar import`, starts `pg-avatar serve` as a role that
+# may only read avatars, and writes DIR/index.html showing every avatar at
+# several sizes. Sets GALLERY_URL and GALLERY_PID.
+GALLERY_SIZES=(32 64 128 256)
+gallery_start() {
+    local pg_port=$1 db=$2 bin=$3 dir=$4
+    local admin="host=127.0.0.1 port=$pg_port user=postgres dbname=$db"
+    local web_port secret
+    web_port=$(free_port 28855)
+    secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+    "$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$admin" <<'SQL'
+DROP ROLE IF EXISTS avatar_web;
+CREATE ROLE avatar_web LOGIN;
+GRANT EXECUTE ON FUNCTION avatar.avatar_get(uuid, integer), avatar.avatar_sha1(uuid) TO avatar_web;
+SQL
+    "$bin" import "$dir/uploads" --database-url "$admin" || true  # users,5 is broken on purpose
+    cat >"$dir/server.toml" <<TOML
+listen = "127.0.0.1:$web_port"
+public_url = "http://127.0.0.1:$web_port"
+
+[[databases]]
+name = "$db"
+url = "host=127.0.0.1 port=$pg_port user=avatar_web dbname=$db"
+secret = "$secret"
+TOML
+    {
+        echo '<!doctype html><meta charset="utf-8"><title>pg_avatar demo</title>'
+        echo '<style>body{font:15px sans-serif;margin:2em}figure{display:inline-block;margin:6px;text-align:center;vertical-align:bottom}img{display:block}</style>'
+        echo '<h1>pg_avatar</h1><p>Each avatar at several sizes, served by <code>pg-avatar serve</code> from PostgreSQL.</p>'
+        local resource size url
+        for resource in users,1 users,2 users,3 users,4; do
+            echo "<h2>$resource</h2>"
+            for size in "${GALLERY_SIZES[@]}"; do
+                url=$(PG_AVATAR_SECRET=$secret "$bin" url --database "$db=$admin" --public-url "http://127.0.0.1:$web_port" --size "$size" "$resource")
+                echo "<figure><img src=\"$url\" data-size=\"$size\" alt=\"$resource at $size px\"><figcaption>$size px</figcaption></figure>"
+            done
+        done
+        # The page checks itself: every image must decode at exactly its size.
+        cat <<'HTML'
+<p id="check" data-result="pending">checking…</p>
+<script>
+addEventListener('load', () => {
+  const images = [...document.images];
+  const wrong = images.filter(i => !i.complete || i.naturalWidth != i.dataset.size || i.naturalHeight != i.dataset.size);
+  const check = document.getElementById('check');
+  check.dataset.result = wrong.length ? 'fail' : 'ok';
+  check.textContent = wrong.length
+    ? 'wrong: ' + wrong.map(i => `${i.alt} is ${i.naturalWidth}x${i.naturalHeight}`).join(', ')
+    : `all ${images.length} images decoded at their sizes`;
+});
+</script>
+HTML
+    } >"$dir/index.html"
+    "$bin" serve --config "$dir/server.toml" --index "$dir/index.html" 2>"$dir/server.log" &
+    GALLERY_PID=$!
+    GALLERY_URL="http://127.0.0.1:$web_port/"
+    local tries
+    for tries in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "pg-avatar serve did not start: see $dir/server.log"
+}
+
+gallery_stop() {
+    if [ -n "${GALLERY_PID:-}" ]; then
+        kill "$GALLERY_PID" 2>/dev/null || true
+        wait "$GALLERY_PID" 2>/dev/null || true
+    fi
+    GALLERY_PID=
+}
+
+# What a person would see: headless Chromium renders the gallery, whose
+# script reports whether every image decoded at its natural size.
+# It also saves a screenshot beside the page ($1/gallery.png).
+gallery_check_in_browser() {
+    local dir=$1 profile dom
+    profile=$(mktemp -d)
+    local browser=(chromium --headless --no-sandbox --disable-gpu --disable-background-networking
+        --disable-component-update --disable-sync --no-first-run --user-data-dir="$profile"
+        --virtual-time-budget=10000)
+    dom=$("${browser[@]}" --dump-dom "$GALLERY_URL" 2>/dev/null)
+    "${browser[@]}" --window-size=1000,1400 --screenshot="$dir/gallery.png" "$GALLERY_URL" >/dev/null 2>&1 || true
+    rm -rf "$profile"
+    local verdict
+    verdict=$(grep -o '<p id="check"[^<]*' <<<"$dom" || true)
+    echo "browser: ${verdict#*>}"
+    grep -q 'data-result="ok"' <<<"$verdict"
 }

@@ -6,6 +6,9 @@ cargo fmt --all -- --check
 step "image pipeline unit tests (no PostgreSQL)"
 cargo test -p avatar-pipeline
 
+step "diesel-avatar unit, property and compile-fail tests (no PostgreSQL)"
+cargo test -p diesel-avatar --all-features -p diesel-avatar-derive
+
 step "#[pg_test] tests in a pgrx-managed cluster"
 pgrx_data=$(mktemp -d /tmp/pg_avatar-pgrx.XXXXXX)
 as_root chown postgres: "$pgrx_data"
@@ -19,7 +22,7 @@ step "starting a test cluster"
 test_dir=$(cluster_dir target/test-cluster)
 rm -rf "${test_dir:?}/data"
 port=$(free_port 28815)
-trap 'cluster_stop "$test_dir"' EXIT
+trap 'gallery_stop; cluster_stop "$test_dir"' EXIT
 cluster_start "$test_dir" "$port"
 export PG_AVATAR_TEST_CONNINFO="host=127.0.0.1 port=$port user=postgres"
 export PG_AVATAR_PG_BINDIR=$PG_BIN
@@ -29,6 +32,17 @@ cargo test -p pg-avatar-tests
 
 step "a client that is not Rust: Python and psycopg"
 /usr/bin/python3 tests/python/test_sql.py
+
+step "pg-avatar import, url and serve, seen by headless Chromium"
+cargo build -p diesel-avatar --features cli --bin pg-avatar
+gallery=target/test-gallery
+rm -rf "$gallery"
+cargo run --quiet -p avatar-pipeline --features samples --example samples -- "$gallery/uploads"
+"$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$PG_AVATAR_TEST_CONNINFO" -c "CREATE DATABASE gallery"
+"$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$PG_AVATAR_TEST_CONNINFO dbname=gallery" -c "CREATE EXTENSION pg_avatar"
+gallery_start "$port" gallery target/debug/pg-avatar "$gallery"
+gallery_check_in_browser "$gallery" || die "the gallery did not render every avatar at its size: see $gallery/"
+gallery_stop
 
 assert_no_crash "$test_dir"
 cluster_stop "$test_dir"

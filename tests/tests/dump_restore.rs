@@ -1,6 +1,8 @@
 //! Avatars survive pg_dump and pg_restore byte for byte, with the same ids,
 //! so public URLs keep working.
 
+use std::process::Command;
+
 use pg_avatar_tests::*;
 
 type Rows = Vec<(Uuid, String, Vec<u8>, i32, String)>;
@@ -38,7 +40,7 @@ fn populated() -> (TestDb, Uuid) {
     (db, id)
 }
 
-fn run(mut command: std::process::Command) {
+fn run(mut command: Command) {
     let out = command.output().expect("run a PostgreSQL client program");
     assert!(
         out.status.success(),
@@ -62,47 +64,48 @@ fn assert_same(source: &TestDb, restored: &TestDb, id: Uuid) {
     assert_eq!(get(&mut c, id, 64).unwrap().unwrap(), cached);
 }
 
-#[test]
-fn custom_format_round_trip() {
+/// Dumps a populated database in `format`, restores it into an empty one
+/// with `restorer` (which reads the dump file), and compares.
+fn round_trip(format: &str, restorer: impl FnOnce(&std::path::Path, &TestDb) -> Command) {
     let (source, id) = populated();
-    let restored = TestDb::without_extension("restored_custom");
-    let file = std::env::temp_dir().join(format!("{}.dump", source.name));
+    let restored = TestDb::without_extension(&format!("restored_{format}"));
+    let file = std::env::temp_dir().join(format!("{}.{format}", source.name));
     let mut dump = pg_program("pg_dump");
-    dump.args(["--format=custom", "--file"])
+    dump.arg(format!("--format={format}"))
+        .arg("--file")
         .arg(&file)
         .args(["--dbname", &source.conninfo()]);
     run(dump);
-    let mut restore = pg_program("pg_restore");
-    restore
-        .args(["--exit-on-error", "--dbname", &restored.conninfo()])
-        .arg(&file);
-    run(restore);
+    run(restorer(&file, &restored));
     let _ = std::fs::remove_file(&file);
     assert_same(&source, &restored, id);
 }
 
 #[test]
+fn custom_format_round_trip() {
+    round_trip("custom", |file, restored| {
+        let mut restore = pg_program("pg_restore");
+        restore
+            .args(["--exit-on-error", "--dbname", &restored.conninfo()])
+            .arg(file);
+        restore
+    });
+}
+
+#[test]
 fn plain_format_round_trip() {
-    let (source, id) = populated();
-    let restored = TestDb::without_extension("restored_plain");
-    let file = std::env::temp_dir().join(format!("{}.sql", source.name));
-    let mut dump = pg_program("pg_dump");
-    dump.args(["--format=plain", "--file"])
-        .arg(&file)
-        .args(["--dbname", &source.conninfo()]);
-    run(dump);
-    let mut psql = pg_program("psql");
-    psql.args([
-        "--no-psqlrc",
-        "--quiet",
-        "--set",
-        "ON_ERROR_STOP=1",
-        "--dbname",
-        &restored.conninfo(),
-        "--file",
-    ])
-    .arg(&file);
-    run(psql);
-    let _ = std::fs::remove_file(&file);
-    assert_same(&source, &restored, id);
+    round_trip("plain", |file, restored| {
+        let mut psql = pg_program("psql");
+        psql.args([
+            "--no-psqlrc",
+            "--quiet",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--dbname",
+            &restored.conninfo(),
+            "--file",
+        ])
+        .arg(file);
+        psql
+    });
 }

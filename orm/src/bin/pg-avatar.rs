@@ -42,9 +42,6 @@ struct Databases {
     /// The secret that keys database names in URLs (at least 16 bytes).
     #[arg(long, env = "PG_AVATAR_SECRET", hide_env_values = true)]
     secret: Option<String>,
-    /// Where the route is reachable from browsers, e.g. https://cdn.example.com.
-    #[arg(long)]
-    public_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -69,6 +66,10 @@ struct UrlCommand {
     /// The database to look in, by name [default: the only one configured].
     #[arg(long = "in", value_name = "NAME")]
     in_database: Option<String>,
+    /// Where the route is reachable from browsers, e.g. https://cdn.example.com
+    /// [default: `public_url` in the config, or http://127.0.0.1:8080].
+    #[arg(long)]
+    public_url: Option<String>,
     /// The resource, e.g. users,42.
     resource: String,
     /// Size in pixels.
@@ -132,16 +133,13 @@ fn main() -> ExitCode {
 
 impl Databases {
     fn load(&self) -> Fallible<(Config, Vec<Database>)> {
-        let mut config: Config = match &self.config {
+        let config: Config = match &self.config {
             Some(path) => toml::from_str(
                 &std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
             )
             .map_err(|e| format!("{}: {e}", path.display()))?,
             None => Config::default(),
         };
-        if self.public_url.is_some() {
-            config.public_url.clone_from(&self.public_url);
-        }
         let mut databases = Vec::new();
         for db in &config.databases {
             let secret = db
@@ -206,12 +204,21 @@ fn serve_command(serve: Serve) -> Fallible<ExitCode> {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(%listen, databases = count, "serving avatars");
             axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
+                .with_graceful_shutdown(shutdown_signal())
                 .await?;
             Ok(ExitCode::SUCCESS)
         })
+}
+
+/// Ctrl-C, or SIGTERM from a service manager: finish in-flight requests, then stop.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
 }
 
 fn url_command(cmd: UrlCommand) -> Fallible<ExitCode> {
@@ -224,11 +231,11 @@ fn url_command(cmd: UrlCommand) -> Fallible<ExitCode> {
         None if databases.len() == 1 => &databases[0],
         None => return Err("several databases are configured: choose one with --in NAME".into()),
     };
-    let public_url = config
+    let public_url = cmd
         .public_url
-        .as_deref()
-        .unwrap_or("http://127.0.0.1:8080");
-    let urls = AvatarUrls::new(public_url, &db.name, &db.secret)?;
+        .or(config.public_url)
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let urls = AvatarUrls::new(&public_url, &db.name, &db.secret)?;
     let mut conn =
         PgConnection::establish(&db.url).map_err(|_| "cannot connect to the database")?;
     let id = avatar_id(cmd.resource.as_str());
