@@ -24,7 +24,14 @@ const ACCEPTED: [ImageFormat; 5] = [
     ImageFormat::Bmp,
 ];
 
-pub fn decode(input: &[u8], limits: &Limits, checkpoint: &dyn Fn()) -> Result<Decoded, Error> {
+/// Decodes `input`. With `shrink_to`, a JPEG whose centre square is at
+/// least 8x that side is decoded at a reduced scale (see [`shrink_factor`]).
+pub fn decode(
+    input: &[u8],
+    limits: &Limits,
+    checkpoint: &dyn Fn(),
+    shrink_to: Option<u32>,
+) -> Result<Decoded, Error> {
     if input.is_empty() {
         return Err(Error::Empty);
     }
@@ -60,6 +67,27 @@ pub fn decode(input: &[u8], limits: &Limits, checkpoint: &dyn Fn()) -> Result<De
     // A damaged EXIF block must not cost the user their upload: show it as stored.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     checkpoint();
+    let factor = shrink_to.map_or(1, |side| shrink_factor(width.min(height), side));
+    if format == ImageFormat::Jpeg && factor > 1 {
+        drop(decoder);
+        if let Some(decoded) = decode_jpeg_scaled(input, width, height, factor, orientation)? {
+            checkpoint();
+            return Ok(decoded);
+        }
+        return decode_full(
+            ImageReader::with_format(Cursor::new(input), format).into_decoder()?,
+            orientation,
+            checkpoint,
+        );
+    }
+    decode_full(decoder, orientation, checkpoint)
+}
+
+fn decode_full(
+    decoder: impl ImageDecoder,
+    orientation: Orientation,
+    checkpoint: &dyn Fn(),
+) -> Result<Decoded, Error> {
     let image = DynamicImage::from_decoder(decoder)?;
     checkpoint();
     let (width, height) = (image.width(), image.height());
@@ -69,6 +97,71 @@ pub fn decode(input: &[u8], limits: &Limits, checkpoint: &dyn Fn()) -> Result<De
         height,
         orientation,
     })
+}
+
+/// How much a JPEG may be shrunk while decoding: the DCT yields 1/4 or 1/8
+/// scale for a fraction of the IDCT, resize work and memory. Like libvips,
+/// it stops while at least twice the output side remains, so the final
+/// Lanczos pass still has real detail to filter. No 1/2: the scaling
+/// decoder's entropy decoding is slower than the full decoder's, and at 1/2
+/// that costs more than it saves (benches/pipeline.rs: 1.08x at 512 px).
+pub fn shrink_factor(square_side: u32, output_side: u32) -> u32 {
+    [8, 4]
+        .into_iter()
+        .find(|&f| square_side / f >= 2 * output_side)
+        .unwrap_or(1)
+}
+
+/// A scaled decode, or `None` where only the general decoder copes (CMYK,
+/// or a JPEG variant this decoder does not support).
+fn decode_jpeg_scaled(
+    input: &[u8],
+    width: u32,
+    height: u32,
+    factor: u32,
+    orientation: Orientation,
+) -> Result<Option<Decoded>, Error> {
+    use jpeg_decoder::{Decoder, Error as JpegError, PixelFormat};
+    let failed = |e: JpegError| match e {
+        JpegError::Unsupported(_) => Ok(None),
+        other => Err(Error::Corrupt(other.to_string())),
+    };
+    let mut jpeg = Decoder::new(input);
+    // Dimensions were checked against the pixel limit already; JPEG's are 16-bit.
+    let request = (
+        width.div_ceil(factor) as u16,
+        height.div_ceil(factor) as u16,
+    );
+    let (w, h) = match jpeg.scale(request.0, request.1) {
+        Ok(size) => size,
+        Err(e) => return failed(e),
+    };
+    let grey = match jpeg.info().map(|info| info.pixel_format) {
+        Some(PixelFormat::RGB24) => false,
+        Some(PixelFormat::L8) => true,
+        _ => return Ok(None),
+    };
+    let pixels = match jpeg.decode() {
+        Ok(pixels) => pixels,
+        Err(e) => return failed(e),
+    };
+    let rgb = if grey {
+        pixels.iter().flat_map(|&l| [l, l, l]).collect()
+    } else {
+        pixels
+    };
+    let (width, height) = (u32::from(w), u32::from(h));
+    if rgb.len() != width as usize * height as usize * 3 {
+        return Err(Error::Corrupt(
+            "JPEG decoded to the wrong number of pixels".into(),
+        ));
+    }
+    Ok(Some(Decoded {
+        rgb,
+        width,
+        height,
+        orientation,
+    }))
 }
 
 /// 8-bit RGB, with transparent pixels shown over white as a browser would.
@@ -96,6 +189,23 @@ fn flatten_onto_white(image: DynamicImage) -> Vec<u8> {
 mod tests {
     use super::*;
     use image::{Rgba, RgbaImage};
+
+    #[test]
+    fn shrink_leaves_at_least_twice_the_output() {
+        for (side, out, factor) in [
+            (2048, 32, 8),
+            (2048, 128, 8),
+            (2048, 129, 4),
+            (2048, 256, 4),
+            (2048, 512, 1),
+            (2048, 1024, 1),
+            (100, 64, 1),
+            (2048, 2048, 1),
+        ] {
+            assert_eq!(shrink_factor(side, out), factor, "{side} -> {out}");
+            assert!(side / factor >= 2 * out || factor == 1);
+        }
+    }
 
     #[test]
     fn alpha_lands_on_white() {

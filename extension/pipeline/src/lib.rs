@@ -6,13 +6,13 @@
 //! - [`Pipeline::normalise`] makes the stored master from an upload;
 //! - [`Pipeline::render`] makes a served size from the master.
 
-mod decode;
-mod encode;
+pub mod decode;
+pub mod encode;
 mod error;
 pub mod geometry;
 #[cfg(feature = "samples")]
 pub mod samples;
-mod scale;
+pub mod scale;
 pub mod size;
 
 pub use error::{Class, Error, SUPPORTED_FORMATS};
@@ -42,6 +42,9 @@ impl Default for Limits {
 pub struct Avatar {
     pub jpeg: Vec<u8>,
     pub side: u32,
+    /// The size the input was decoded at: smaller than the input when the
+    /// JPEG decoder shrank it on load.
+    pub decoded: (u32, u32),
 }
 
 impl Avatar {
@@ -102,18 +105,26 @@ impl Pipeline<'_> {
     }
 
     fn square(&self, input: &[u8], fit: Fit) -> Result<Avatar, Error> {
-        let decoded = decode::decode(input, &self.limits, self.checkpoint)?;
+        let shrink_to = match fit {
+            Fit::AtMost(side) | Fit::Exactly(side) => side,
+        };
+        let decoded = decode::decode(input, &self.limits, self.checkpoint, Some(shrink_to))?;
         let crop = geometry::centre_square(decoded.width, decoded.height, decoded.orientation);
         let side = match fit {
             Fit::AtMost(max) => crop.side.min(max),
             Fit::Exactly(side) => side,
         };
+        let decoded_size = (decoded.width, decoded.height);
         let rgb = scale::crop_resize(&decoded.rgb, decoded.width, decoded.height, crop, side)?;
         drop(decoded.rgb);
         (self.checkpoint)();
         let rgb = upright(rgb, side, decoded.orientation)?;
         let jpeg = encode::jpeg(&rgb, side, self.quality)?;
-        Ok(Avatar { jpeg, side })
+        Ok(Avatar {
+            jpeg,
+            side,
+            decoded: decoded_size,
+        })
     }
 }
 

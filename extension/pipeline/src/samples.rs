@@ -30,6 +30,24 @@ pub fn scene(width: u32, height: u32) -> RgbImage {
     })
 }
 
+/// [`scene`] with fine deterministic grain, so it compresses and decodes
+/// like a photograph rather than a cartoon.
+pub fn photo(width: u32, height: u32) -> RgbImage {
+    let mut image = scene(width, height);
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for pixel in image.pixels_mut() {
+        for channel in pixel.0.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *channel = channel
+                .saturating_add((state % 24) as u8)
+                .saturating_sub(12);
+        }
+    }
+    image
+}
+
 /// A transparent canvas with an opaque disc: for alpha-onto-white.
 pub fn disc_with_alpha(side: u32, colour: [u8; 3]) -> RgbaImage {
     let c = side as f32 / 2.0;

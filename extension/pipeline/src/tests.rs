@@ -148,6 +148,45 @@ fn render_gives_exactly_the_size_asked() {
     );
 }
 
+/// Behaviour, not time: a large downscale of a JPEG must take the cheap
+/// scaled decode, and must still look like the picture.
+#[test]
+fn large_jpeg_downscales_shrink_on_load() {
+    let master = Pipeline::default()
+        .normalise(
+            &encode(
+                &DynamicImage::ImageRgb8(upright_quadrants()),
+                ImageFormat::Png,
+            ),
+            2048,
+        )
+        .unwrap();
+    let big = Pipeline::default().render(&master.jpeg, 2048).unwrap();
+    assert_eq!(big.decoded, (32, 32), "enlarging decodes everything");
+    for (side, decoded) in [(64, 256), (128, 256), (256, 512), (512, 2048), (1024, 2048)] {
+        let out = Pipeline::default().render(&big.jpeg, side).unwrap();
+        assert_eq!(out.decoded, (decoded, decoded), "render 2048 -> {side}");
+        assert_quadrants(&decode(&out.jpeg), &format!("shrunk to {side}"));
+    }
+    // Grey JPEGs take the same path; PNGs never do.
+    let grey = encode(
+        &DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(samples::scene(1600, 1600)).to_luma8()),
+        ImageFormat::Jpeg,
+    );
+    assert_eq!(
+        Pipeline::default().render(&grey, 100).unwrap().decoded,
+        (200, 200)
+    );
+    let png = encode(
+        &DynamicImage::ImageRgb8(samples::scene(1600, 1600)),
+        ImageFormat::Png,
+    );
+    assert_eq!(
+        Pipeline::default().render(&png, 100).unwrap().decoded,
+        (1600, 1600)
+    );
+}
+
 #[test]
 fn every_accepted_format_normalises() {
     let scene = DynamicImage::ImageRgb8(samples::scene(80, 50));

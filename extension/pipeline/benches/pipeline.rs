@@ -1,0 +1,87 @@
+//! Each stage of the pipeline on its own, and whole renders with and
+//! without shrink-on-load, on a photo-like 2048 px master.
+//!
+//! `cargo bench -p avatar-pipeline`. Compare ratios within one run: the
+//! machine is shared, so absolute times drift.
+
+use std::hint::black_box;
+
+use avatar_pipeline::geometry::centre_square;
+use avatar_pipeline::samples;
+use avatar_pipeline::{decode, encode, scale, Limits, Pipeline};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use image::{DynamicImage, ImageFormat};
+
+fn master() -> Vec<u8> {
+    let upload = samples::encode(
+        &DynamicImage::ImageRgb8(samples::photo(2048, 2048)),
+        ImageFormat::Png,
+    );
+    Pipeline::default().normalise(&upload, 2048).unwrap().jpeg
+}
+
+/// The render path as it was before shrink-on-load: full decode, resize, encode.
+fn render_full_decode(master: &[u8], side: u32) -> Vec<u8> {
+    let d = decode::decode(master, &Limits::default(), &|| {}, None).unwrap();
+    let crop = centre_square(d.width, d.height, d.orientation);
+    let rgb = scale::crop_resize(&d.rgb, d.width, d.height, crop, side).unwrap();
+    encode::jpeg(&rgb, side, 85).unwrap()
+}
+
+fn stages(c: &mut Criterion) {
+    let master = master();
+    let limits = Limits::default();
+    let mut g = c.benchmark_group("stage");
+    g.sample_size(20);
+    g.bench_function("decode 2048 full", |b| {
+        b.iter(|| decode::decode(black_box(&master), &limits, &|| {}, None))
+    });
+    for target in [64, 256] {
+        g.bench_function(format!("decode 2048 shrunk for {target}"), |b| {
+            b.iter(|| decode::decode(black_box(&master), &limits, &|| {}, Some(target)))
+        });
+    }
+    let full = decode::decode(&master, &limits, &|| {}, None).unwrap();
+    let crop = centre_square(full.width, full.height, full.orientation);
+    g.bench_function("resize 2048 to 64", |b| {
+        b.iter(|| scale::crop_resize(&full.rgb, 2048, 2048, crop, 64))
+    });
+    let rgb512 = scale::crop_resize(&full.rgb, 2048, 2048, crop, 512).unwrap();
+    g.bench_function("encode 512", |b| {
+        b.iter(|| encode::jpeg(black_box(&rgb512), 512, 85))
+    });
+    g.finish();
+}
+
+fn renders(c: &mut Criterion) {
+    let master = master();
+    let mut g = c.benchmark_group("render 2048 master");
+    g.sample_size(15);
+    for side in [32, 64, 128, 256, 512, 1024] {
+        g.bench_with_input(
+            BenchmarkId::new("shrink-on-load", side),
+            &side,
+            |b, &side| b.iter(|| Pipeline::default().render(black_box(&master), side)),
+        );
+        g.bench_with_input(BenchmarkId::new("full decode", side), &side, |b, &side| {
+            b.iter(|| render_full_decode(black_box(&master), side))
+        });
+    }
+    g.finish();
+}
+
+fn uploads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("normalise upload");
+    g.sample_size(10);
+    let photo = DynamicImage::ImageRgb8(samples::photo(5472, 3648));
+    for format in [ImageFormat::Jpeg, ImageFormat::Png] {
+        let upload = samples::encode(&photo, format);
+        g.bench_function(format!("20 MP {format:?}"), |b| {
+            b.iter(|| Pipeline::default().normalise(black_box(&upload), 2048))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, stages, renders, uploads);
+criterion_main!(benches);
