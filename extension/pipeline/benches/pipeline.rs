@@ -61,7 +61,13 @@ fn renders(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("shrink-on-load", side),
             &side,
-            |b, &side| b.iter(|| Pipeline::default().render(black_box(&master), side)),
+            |b, &side| {
+                b.iter(|| {
+                    Pipeline::default()
+                        .render(black_box(&master), side)
+                        .unwrap()
+                })
+            },
         );
         g.bench_with_input(BenchmarkId::new("full decode", side), &side, |b, &side| {
             b.iter(|| render_full_decode(black_box(&master), side))
@@ -74,10 +80,23 @@ fn uploads(c: &mut Criterion) {
     let mut g = c.benchmark_group("normalise upload");
     g.sample_size(10);
     let photo = DynamicImage::ImageRgb8(samples::photo(5472, 3648));
+    // A grainy 20 MP PNG is over the default 16 MiB input limit.
+    let limits = Limits {
+        max_input_bytes: 256 << 20,
+        ..Limits::default()
+    };
+    let pipeline = Pipeline {
+        limits,
+        ..Pipeline::default()
+    };
     for format in [ImageFormat::Jpeg, ImageFormat::Png] {
         let upload = samples::encode(&photo, format);
         g.bench_function(format!("20 MP {format:?}"), |b| {
-            b.iter(|| Pipeline::default().normalise(black_box(&upload), 2048))
+            b.iter(|| {
+                pipeline
+                    .normalise(black_box(&upload), 2048)
+                    .expect("a valid upload")
+            })
         });
     }
     g.finish();
