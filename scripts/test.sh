@@ -11,6 +11,9 @@ cargo test -p diesel-avatar --all-features -p diesel-avatar-derive
 
 step "#[pg_test] tests in a pgrx-managed cluster"
 pgrx_data=$(mktemp -d /tmp/pg_avatar-pgrx.XXXXXX)
+# pgrx starts initdb from inside this folder as the invoking user, so a
+# non-root user must be able to enter it after it is handed to postgres.
+chmod 755 "$pgrx_data"
 as_root chown postgres: "$pgrx_data"
 (cd extension && cargo pgrx test "pg$PG_MAJOR" --runas postgres --pgdata "$pgrx_data")
 as_root rm -rf "$pgrx_data"
