@@ -89,7 +89,9 @@ cluster_dir() {
 # cluster_start DIR PORT: a private cluster, trusted on loopback only.
 cluster_start() {
     local dir=$1 port=$2
-    as_pg_owner "$PG_BIN/initdb" --pgdata "$dir/data" --auth trust --username postgres --no-sync >/dev/null
+    # Pinned, so the cluster never depends on the caller's locale (SQL_ASCII otherwise).
+    as_pg_owner "$PG_BIN/initdb" --pgdata "$dir/data" --auth trust --username postgres --no-sync \
+        --encoding UTF8 --locale C.UTF-8 >/dev/null
     as_pg_owner "$PG_BIN/pg_ctl" --pgdata "$dir/data" --log "$dir/server.log" --wait --silent \
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start
 }
