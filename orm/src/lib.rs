@@ -34,6 +34,6 @@ pub use diesel_avatar_derive::Avatar;
 pub use error::{Error, Result};
 #[doc(hidden)]
 pub use model::__private;
-pub use model::{Avatar, ResourceSql};
+pub use model::{resource_url, Avatar, ResourceSql};
 pub use urls::AvatarUrls;
 pub use uuid::Uuid;

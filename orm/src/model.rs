@@ -55,16 +55,27 @@ pub trait Avatar {
         urls: &AvatarUrls,
         size: u32,
     ) -> Result<Option<Url>> {
-        let id = avatar_id(self.avatar_resource());
-        let (id, sha1): (Option<Uuid>, Option<String>) =
-            diesel::select((id.clone(), avatar_sha1(id))).get_result(conn)?;
-        Ok(id.zip(sha1).map(|(id, sha1)| urls.url(id, &sha1, size)))
+        resource_url(conn, &self.avatar_resource(), urls, size)
     }
 
     /// Removes the avatar and its cached sizes; true if there was one.
     fn delete_avatar(&self, conn: &mut PgConnection) -> Result<bool> {
         Ok(diesel::select(avatar_delete(self.avatar_resource())).get_result(conn)?)
     }
+}
+
+/// The public URL of a resource's avatar at `size`, with the current
+/// version, for callers that have the resource but no model (one query).
+pub fn resource_url(
+    conn: &mut PgConnection,
+    resource: &str,
+    urls: &AvatarUrls,
+    size: u32,
+) -> Result<Option<Url>> {
+    let id = avatar_id(resource);
+    let (id, sha1): (Option<Uuid>, Option<String>) =
+        diesel::select((id.clone(), avatar_sha1(id))).get_result(conn)?;
+    Ok(id.zip(sha1).map(|(id, sha1)| urls.url(id, &sha1, size)))
 }
 
 /// Support for the derive's generated code; not a stable API.

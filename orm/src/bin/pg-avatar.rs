@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use diesel::prelude::*;
-use diesel_avatar::functions::{avatar_id, avatar_set, avatar_sha1};
+use diesel_avatar::functions::avatar_set;
 use diesel_avatar::http::{self, Database, Options};
 use diesel_avatar::{AvatarUrls, Error};
 use serde::Deserialize;
@@ -238,14 +238,9 @@ fn url_command(cmd: UrlCommand) -> Fallible<ExitCode> {
     let urls = AvatarUrls::new(&public_url, &db.name, &db.secret)?;
     let mut conn =
         PgConnection::establish(&db.url).map_err(|_| "cannot connect to the database")?;
-    let id = avatar_id(cmd.resource.as_str());
-    let (id, sha1): (Option<uuid::Uuid>, Option<String>) =
-        diesel::select((id.clone(), avatar_sha1(id)))
-            .get_result(&mut conn)
-            .map_err(Error::from)?;
-    match id.zip(sha1) {
-        Some((id, sha1)) => {
-            println!("{}", urls.url(id, &sha1, cmd.size));
+    match diesel_avatar::resource_url(&mut conn, &cmd.resource, &urls, cmd.size)? {
+        Some(url) => {
+            println!("{url}");
             Ok(ExitCode::SUCCESS)
         }
         None => {
