@@ -13,40 +13,44 @@ pub fn sqlstate(class: Class) -> PgSqlErrorCode {
     }
 }
 
-/// Raises `error` as an ERROR; the transaction aborts, so nothing is written.
-#[track_caller]
-pub fn raise(error: Error, function: &'static str) -> ! {
-    let mut report = ErrorReport::new(sqlstate(error.class()), error.to_string(), function);
-    if let Some(hint) = error.hint() {
-        report = report.set_hint(hint);
-    }
+/// Raises `report` as an ERROR; the transaction aborts, so nothing is written.
+fn fail(report: ErrorReport) -> ! {
     report.report(PgLogLevel::ERROR);
     unreachable!("an ERROR report does not return")
+}
+
+#[track_caller]
+pub fn raise(error: Error, function: &'static str) -> ! {
+    let report = ErrorReport::new(sqlstate(error.class()), error.to_string(), function);
+    fail(match error.hint() {
+        Some(hint) => report.set_hint(hint),
+        None => report,
+    })
 }
 
 /// For the arguments whose NULL is a mistake rather than "no answer".
 #[track_caller]
 pub fn required<T>(value: Option<T>, argument: &str, function: &'static str) -> T {
     value.unwrap_or_else(|| {
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{argument} must not be NULL"),
-            function,
+        fail(
+            ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("{argument} must not be NULL"),
+                function,
+            )
+            .set_hint("To remove an avatar, call avatar.avatar_delete(resource)."),
         )
-        .set_hint("To remove an avatar, call avatar.avatar_delete(resource).")
-        .report(PgLogLevel::ERROR);
-        unreachable!("an ERROR report does not return")
     })
 }
 
 #[track_caller]
 pub fn invalid(message: String, hint: &str, function: &'static str) -> ! {
-    ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        message,
-        function,
+    fail(
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            message,
+            function,
+        )
+        .set_hint(hint),
     )
-    .set_hint(hint.to_string())
-    .report(PgLogLevel::ERROR);
-    unreachable!("an ERROR report does not return")
 }
