@@ -52,6 +52,28 @@ CREATE FUNCTION avatar.avatar_info(
 COMMENT ON FUNCTION avatar.avatar_info(uuid) IS
     'Metadata of an avatar: owner, SHA-1, size, type, timestamps and cached sizes.';
 
+-- Every change to an avatar, whichever function or statement makes it,
+-- tells listeners (such as pg-avatar serve's memory cache) which id changed.
+-- `sha1` is the new image's, or null when the avatar is gone.
+CREATE FUNCTION avatar.avatar_notify_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        changed avatar.avatar := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    BEGIN
+        PERFORM pg_notify('avatar_changed', json_build_object(
+            'id', changed.id,
+            'resource', changed.resource,
+            'sha1', CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE changed.sha1 END)::text);
+        RETURN NULL;
+    END
+    $$;
+
+CREATE TRIGGER avatar_changed
+    AFTER INSERT OR DELETE OR UPDATE OF image, sha1 ON avatar.avatar
+    FOR EACH ROW EXECUTE FUNCTION avatar.avatar_notify_change();
+
 -- Least privilege: only the size rule is public. Grant the rest to the
 -- roles that need it (see the README's "Privileges").
 REVOKE ALL ON FUNCTION
@@ -60,5 +82,6 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_id(text),
     avatar.avatar_sha1(uuid),
     avatar.avatar_delete(text),
-    avatar.avatar_info(uuid)
+    avatar.avatar_info(uuid),
+    avatar.avatar_notify_change()
 FROM PUBLIC;

@@ -33,6 +33,10 @@ CREATE TABLE avatar.avatar_cache (
 -- JPEG does not compress: skip pglz's attempt on every write.
 ALTER TABLE avatar.avatar ALTER COLUMN image SET STORAGE EXTERNAL;
 ALTER TABLE avatar.avatar_cache ALTER COLUMN image SET STORAGE EXTERNAL;
+-- Keep renditions of up to about 8 kB (128 px and below) in the heap
+-- tuple, so a cache hit reads one index and one heap page instead of also
+-- probing the TOAST table's index.
+ALTER TABLE avatar.avatar_cache SET (toast_tuple_target = 8160);
 
 -- Without these, pg_dump would treat the rows as part of the extension
 -- and silently leave every avatar out of a backup.

@@ -1,7 +1,7 @@
 //! The SQL functions written in Rust. Each is a few lines around the
 //! pipeline and the store; the rest of the API is plain SQL in `sql/`.
 
-use avatar_pipeline::quantise;
+use avatar_pipeline::{quantise, render_source};
 use pgrx::prelude::*;
 
 use crate::error::{invalid, raise, required};
@@ -36,20 +36,32 @@ fn avatar_set(resource: Option<&str>, image: Option<&[u8]>) -> pgrx::Uuid {
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn avatar_get(id: pgrx::Uuid, size: i32) -> Option<Vec<u8>> {
-    const F: &str = "avatar_get";
-    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, F));
-    match store::lookup(id, side)? {
-        Lookup::Hit(jpeg) => Some(jpeg),
-        Lookup::Miss { master, sha1 } => {
-            let rendition = guc::pipeline()
-                .render(&master, side)
-                .unwrap_or_else(|e| raise(e, F));
-            if store::may_memoize() {
-                store::memoize(id, side, &sha1, &rendition.jpeg);
-            }
-            Some(rendition.jpeg)
-        }
+    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, GET));
+    let (sha1, master_side) = match store::lookup(id, side)? {
+        Lookup::Hit(jpeg) => return Some(jpeg),
+        Lookup::Miss { sha1, master_side } => (sha1, master_side),
+    };
+    let source = match render_source(side, master_side) {
+        Some(mezzanine) => match store::lookup(id, mezzanine)? {
+            Lookup::Hit(jpeg) => jpeg,
+            Lookup::Miss { .. } => render_and_memoize(id, &store::master(id)?, mezzanine, &sha1),
+        },
+        None => store::master(id)?,
+    };
+    Some(render_and_memoize(id, &source, side, &sha1))
+}
+
+const GET: &str = "avatar_get";
+
+fn render_and_memoize(id: pgrx::Uuid, source: &[u8], side: u32, sha1: &str) -> Vec<u8> {
+    let jpeg = guc::pipeline()
+        .render(source, side)
+        .unwrap_or_else(|e| raise(e, GET))
+        .jpeg;
+    if store::may_memoize() {
+        store::memoize(id, side, sha1, &jpeg);
     }
+    jpeg
 }
 
 /// The side avatar_get(id, size) returns: sizes are rounded up to a small

@@ -281,6 +281,7 @@ mod tests {
             ("avatar.avatar_sha1(uuid)", "s", true, "s", true),
             ("avatar.avatar_delete(text)", "v", true, "u", true),
             ("avatar.avatar_info(uuid)", "s", true, "s", true),
+            ("avatar.avatar_notify_change()", "v", false, "u", false),
         ];
         for (signature, volatile, strict, parallel, definer) in expected {
             let row = Spi::connect(|c| {
@@ -307,7 +308,7 @@ mod tests {
                 (volatile, strict, parallel, definer),
                 "{signature}"
             );
-            if definer {
+            if definer || signature.ends_with("notify_change()") {
                 assert_eq!(
                     row.4, "search_path=pg_catalog, pg_temp",
                     "{signature} pins search_path"

@@ -3,28 +3,53 @@
 //! The callers are SECURITY DEFINER with `search_path = pg_catalog, pg_temp`,
 //! so every name here is schema-qualified.
 
+use std::cell::OnceCell;
+
 use avatar_pipeline::Avatar;
+use pgrx::pg_sys::{PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
-use pgrx::spi::SpiResult;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
 use rand::rngs::OsRng;
 use rand::TryRngCore;
 
 /// What `avatar_get` finds for an id and a quantised size.
 pub enum Lookup {
     Hit(Vec<u8>),
-    Miss { master: Vec<u8>, sha1: String },
+    Miss { sha1: String, master_side: u32 },
 }
 
-/// One round trip for both paths. A cache row counts only if it was made
-/// from the master that is current now (same SHA-1), so a rendition of an
-/// older image is never served, whatever the writers' isolation level.
-/// The master is a TOAST pointer until read, so a hit never loads it.
-const LOOKUP: &str = "
-    SELECT a.sha1, c.image, a.image
+/// A statement `avatar_get` runs on every call, planned once per backend.
+struct Statement {
+    sql: &'static str,
+    args: &'static [PgOid],
+    mutating: bool,
+}
+
+const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
+const INT4: PgOid = PgOid::BuiltIn(PgBuiltInOids::INT4OID);
+const TEXT: PgOid = PgOid::BuiltIn(PgBuiltInOids::TEXTOID);
+const BYTEA: PgOid = PgOid::BuiltIn(PgBuiltInOids::BYTEAOID);
+
+/// Hit and miss share one round trip. A cache row counts only if it was
+/// made from the master that is current now (same SHA-1), so a rendition of
+/// an older image is never served, whatever the writers' isolation level.
+/// The master's bytes are not selected: a hit never loads them.
+const LOOKUP: Statement = Statement {
+    sql: "
+    SELECT a.sha1, a.width, c.image
       FROM avatar.avatar a
       LEFT JOIN avatar.avatar_cache c
              ON c.avatar_id = a.id AND c.size = $2 AND c.sha1 = a.sha1
-     WHERE a.id = $1";
+     WHERE a.id = $1",
+    args: &[UUID, INT4],
+    mutating: false,
+};
+
+const MASTER: Statement = Statement {
+    sql: "SELECT image FROM avatar.avatar WHERE id = $1",
+    args: &[UUID],
+    mutating: false,
+};
 
 /// Runs only in READ COMMITTED, where every statement takes a fresh
 /// snapshot. `FOR SHARE` waits for an `avatar_set` of this avatar that is in
@@ -33,7 +58,8 @@ const LOOKUP: &str = "
 /// Conversely, an `avatar_set` that starts after this lock waits for us, and
 /// its cache clear then sees this row. `DO UPDATE` replaces a row left over
 /// from an older master instead of keeping it forever.
-const MEMOIZE: &str = "
+const MEMOIZE: Statement = Statement {
+    sql: "
     INSERT INTO avatar.avatar_cache AS c (avatar_id, size, sha1, image)
     SELECT a.id, $2, a.sha1, $4
       FROM avatar.avatar a
@@ -41,42 +67,86 @@ const MEMOIZE: &str = "
        FOR SHARE
     ON CONFLICT (avatar_id, size) DO UPDATE
        SET sha1 = excluded.sha1, image = excluded.image
-     WHERE c.sha1 <> excluded.sha1";
+     WHERE c.sha1 <> excluded.sha1",
+    args: &[UUID, INT4, TEXT, BYTEA],
+    mutating: true,
+};
 
-/// Keeps the id of an existing avatar, so its public URL survives a new image.
-const UPSERT: &str = "
-    INSERT INTO avatar.avatar AS a (id, resource, image, width, sha1)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (resource) DO UPDATE
-       SET image = excluded.image, width = excluded.width, sha1 = excluded.sha1,
-           updated_at = now()
-    RETURNING a.id";
+/// Plans kept for the life of the backend, so a warm `avatar_get` costs an
+/// executor run and no parsing or planning. The plan cache re-plans them if
+/// the tables change (an extension update, or a drop and re-create).
+#[derive(Default)]
+struct Plans {
+    lookup: OnceCell<OwnedPreparedStatement>,
+    master: OnceCell<OwnedPreparedStatement>,
+    memoize: OnceCell<OwnedPreparedStatement>,
+}
 
-/// A separate statement from UPSERT on purpose: it takes its snapshot after
-/// UPSERT has waited out any concurrent memoizer, so it sees that row too.
-const CLEAR_CACHE: &str = "DELETE FROM avatar.avatar_cache WHERE avatar_id = $1";
+thread_local! {
+    static PLANS: Plans = Plans::default();
+}
+
+fn kept<'a>(
+    client: &SpiClient<'_>,
+    cell: &'a OnceCell<OwnedPreparedStatement>,
+    statement: &Statement,
+) -> SpiResult<&'a OwnedPreparedStatement> {
+    if let Some(plan) = cell.get() {
+        return Ok(plan);
+    }
+    let plan = if statement.mutating {
+        client.prepare_mut(statement.sql, statement.args)?
+    } else {
+        client.prepare(statement.sql, statement.args)?
+    };
+    Ok(cell.get_or_init(|| plan.keep()))
+}
 
 fn spi_failed(e: pgrx::spi::SpiError) -> ! {
     error!("pg_avatar: SPI failed: {e}")
 }
 
+/// The rendition of `side` if it is memoized and current, or what is needed
+/// to make it.
 pub fn lookup(id: pgrx::Uuid, side: u32) -> Option<Lookup> {
     // `select` runs read-only when this transaction has no xid yet, which is
-    // what lets a hot standby serve avatars.
-    Spi::connect(|client| -> SpiResult<Option<Lookup>> {
-        let table = client.select(LOOKUP, Some(1), &[id.into(), (side as i32).into()])?;
-        if table.is_empty() {
-            return Ok(None);
-        }
-        let row = table.first();
-        if let Some(cached) = row.get::<Vec<u8>>(2)? {
-            return Ok(Some(Lookup::Hit(cached)));
-        }
-        let sha1 = row.get::<String>(1)?.unwrap_or_default();
-        let master = row.get::<Vec<u8>>(3)?.unwrap_or_default();
-        Ok(Some(Lookup::Miss { master, sha1 }))
-    })
-    .unwrap_or_else(|e| spi_failed(e))
+    // what lets a hot standby serve avatars. Read-only statements also share
+    // the caller's snapshot, so `lookup` and `master` agree.
+    PLANS
+        .with(|plans| {
+            Spi::connect(|client| -> SpiResult<Option<Lookup>> {
+                let plan = kept(&client, &plans.lookup, &LOOKUP)?;
+                let table = client.select(plan, Some(1), &[id.into(), (side as i32).into()])?;
+                if table.is_empty() {
+                    return Ok(None);
+                }
+                let row = table.first();
+                if let Some(cached) = row.get::<Vec<u8>>(3)? {
+                    return Ok(Some(Lookup::Hit(cached)));
+                }
+                Ok(Some(Lookup::Miss {
+                    sha1: row.get::<String>(1)?.unwrap_or_default(),
+                    master_side: row.get::<i32>(2)?.unwrap_or_default() as u32,
+                }))
+            })
+        })
+        .unwrap_or_else(|e| spi_failed(e))
+}
+
+/// The stored master of `id`, or `None` if it is gone.
+pub fn master(id: pgrx::Uuid) -> Option<Vec<u8>> {
+    PLANS
+        .with(|plans| {
+            Spi::connect(|client| -> SpiResult<Option<Vec<u8>>> {
+                let plan = kept(&client, &plans.master, &MASTER)?;
+                let table = client.select(plan, Some(1), &[id.into()])?;
+                if table.is_empty() {
+                    return Ok(None);
+                }
+                table.first().get::<Vec<u8>>(1)
+            })
+        })
+        .unwrap_or_else(|e| spi_failed(e))
 }
 
 /// Whether `avatar_get` may store what it rendered. A standby, a read-only
@@ -91,22 +161,39 @@ pub fn may_memoize() -> bool {
 }
 
 pub fn memoize(id: pgrx::Uuid, side: u32, master_sha1: &str, jpeg: &[u8]) {
-    Spi::connect_mut(|client| {
-        client
-            .update(
-                MEMOIZE,
-                None,
-                &[
-                    id.into(),
-                    (side as i32).into(),
-                    master_sha1.into(),
-                    jpeg.into(),
-                ],
-            )
-            .map(drop)
-    })
-    .unwrap_or_else(|e| spi_failed(e))
+    PLANS
+        .with(|plans| {
+            Spi::connect_mut(|client| {
+                let plan = kept(client, &plans.memoize, &MEMOIZE)?;
+                client
+                    .update(
+                        plan,
+                        None,
+                        &[
+                            id.into(),
+                            (side as i32).into(),
+                            master_sha1.into(),
+                            jpeg.into(),
+                        ],
+                    )
+                    .map(drop)
+            })
+        })
+        .unwrap_or_else(|e| spi_failed(e))
 }
+
+/// Keeps the id of an existing avatar, so its public URL survives a new image.
+const UPSERT: &str = "
+    INSERT INTO avatar.avatar AS a (id, resource, image, width, sha1)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (resource) DO UPDATE
+       SET image = excluded.image, width = excluded.width, sha1 = excluded.sha1,
+           updated_at = now()
+    RETURNING a.id";
+
+/// A separate statement from UPSERT on purpose: it takes its snapshot after
+/// UPSERT has waited out any concurrent memoizer, so it sees that row too.
+const CLEAR_CACHE: &str = "DELETE FROM avatar.avatar_cache WHERE avatar_id = $1";
 
 /// Stores `jpeg` as the master of `resource` and returns the avatar's id.
 pub fn save(resource: &str, master: &Avatar) -> pgrx::Uuid {
