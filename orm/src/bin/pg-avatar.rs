@@ -33,7 +33,7 @@ enum Command {
 /// Which databases, from a config file and/or flags.
 #[derive(Args)]
 struct Databases {
-    /// A TOML file: `listen`, `public_url`, `max_age_secs`, and [[databases]] with `name`, `url`, `secret`.
+    /// A TOML file: `listen`, `public_url`, `max_age_secs`, `pool_size`, `cache_mib`, and [[databases]] with `name`, `url`, `secret`.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// A database as NAME=CONNECTION_URL; repeatable. Uses --secret.
@@ -96,6 +96,8 @@ struct Config {
     public_url: Option<String>,
     max_age_secs: Option<u64>,
     pool_size: Option<u32>,
+    /// Memory for served JPEGs per database, in MiB (0 turns the cache off).
+    cache_mib: Option<usize>,
     #[serde(default)]
     databases: Vec<DatabaseConfig>,
 }
@@ -186,6 +188,9 @@ fn serve_command(serve: Serve) -> Fallible<ExitCode> {
     }
     if let Some(size) = config.pool_size {
         options.pool_size = size;
+    }
+    if let Some(mib) = config.cache_mib {
+        options.cache_bytes = mib << 20;
     }
     let count = databases.len();
     let mut app = http::router(databases, options)?;

@@ -1,0 +1,271 @@
+//! The route's memory of recently served renditions, kept honest by the
+//! extension's `avatar_changed` notifications.
+//!
+//! A hit answers 200 or 304 without a database round trip. Entries are only
+//! trusted while a listener connection is subscribed: if it drops, the cache
+//! empties and stays bypassed until the listener is back, because
+//! notifications sent meanwhile are lost.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use diesel::pg::PgConnection;
+use diesel::{Connection, RunQueryDsl};
+use lru::LruCache;
+use uuid::Uuid;
+
+/// The channel pg_avatar notifies on every set, delete and wipe.
+pub const CHANNEL: &str = "avatar_changed";
+
+#[derive(Clone)]
+pub struct Entry {
+    pub sha1: Arc<str>,
+    pub jpeg: Bytes,
+}
+
+pub struct Cache {
+    entries: Mutex<Entries>,
+    /// Whether notifications are being received, so entries can be trusted.
+    listening: AtomicBool,
+    /// Bumped by every eviction. A fetch that started before an eviction
+    /// may have read what was evicted, so it must not be cached.
+    epoch: AtomicU64,
+}
+
+struct Entries {
+    lru: LruCache<(Uuid, u32), Entry>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl Cache {
+    /// `max_bytes` bounds the JPEG bytes held; 0 disables the cache.
+    pub fn new(max_bytes: usize) -> Cache {
+        Cache {
+            entries: Mutex::new(Entries {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+                max_bytes,
+            }),
+            listening: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    pub fn get(&self, id: Uuid, size: u32) -> Option<Entry> {
+        if !self.enabled() {
+            return None;
+        }
+        self.lock().lru.get(&(id, size)).cloned()
+    }
+
+    /// Call before reading from the database; pass the result to [`Cache::put`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn put(&self, epoch: u64, id: Uuid, size: u32, entry: Entry) {
+        let mut entries = self.lock();
+        // Checked under the lock that evictions also take, so an eviction
+        // either happens first (and the epoch differs) or removes this entry.
+        if !self.enabled() || self.epoch() != epoch || entry.jpeg.len() > entries.max_bytes {
+            return;
+        }
+        entries.bytes += entry.jpeg.len();
+        if let Some(old) = entries.lru.put((id, size), entry) {
+            entries.bytes -= old.jpeg.len();
+        }
+        while entries.bytes > entries.max_bytes {
+            match entries.lru.pop_lru() {
+                Some((_, old)) => entries.bytes -= old.jpeg.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn evict(&self, id: Uuid) {
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let sizes: Vec<(Uuid, u32)> = entries
+            .lru
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|(entry_id, _)| *entry_id == id)
+            .collect();
+        for key in sizes {
+            if let Some(old) = entries.lru.pop(&key) {
+                entries.bytes -= old.jpeg.len();
+            }
+        }
+    }
+
+    /// Forgets every entry, and starts or stops trusting new ones.
+    fn reset(&self, listening: bool) {
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.lru.clear();
+        entries.bytes = 0;
+        self.listening.store(listening, Ordering::Release);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // The data stays consistent at every await-free step, so a panic
+        // elsewhere while holding the lock leaves nothing half-done.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How often the listener looks for notifications, and so how long a
+/// replaced or deleted avatar may still be served from memory.
+pub const POLL: Duration = Duration::from_millis(50);
+/// How often an idle listener checks that its connection is alive.
+const PING: Duration = Duration::from_secs(2);
+
+/// Subscribes to `avatar_changed` on `url` for as long as the process runs,
+/// reconnecting after failures, and evicts what each notification names.
+pub fn spawn_listener(url: String, cache: Arc<Cache>) {
+    if cache.lock().max_bytes == 0 {
+        return;
+    }
+    std::thread::Builder::new()
+        .name("avatar-listener".into())
+        .spawn(move || {
+            let mut backoff = POLL;
+            loop {
+                // libpq's messages can name the database, so they are not logged.
+                if listen(&url, &cache).is_none() {
+                    tracing::warn!("avatar cache listener lost its connection; cache bypassed");
+                }
+                cache.reset(false);
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        })
+        .expect("spawning the listener thread");
+}
+
+/// Returns only when the connection fails.
+fn listen(url: &str, cache: &Cache) -> Option<std::convert::Infallible> {
+    let mut conn = PgConnection::establish(url).ok()?;
+    diesel::sql_query(format!("LISTEN {CHANNEL}"))
+        .execute(&mut conn)
+        .ok()?;
+    // Anything cached before this point may have missed a notification.
+    cache.reset(true);
+    let mut idle = Duration::ZERO;
+    loop {
+        let mut any = false;
+        for notification in conn.notifications_iter() {
+            let notification = notification.ok()?;
+            any = true;
+            match changed_id(&notification.payload) {
+                Some(id) => cache.evict(id),
+                // Not ours to interpret: forget everything rather than guess.
+                None => cache.reset(true),
+            }
+        }
+        std::thread::sleep(POLL);
+        idle = if any { Duration::ZERO } else { idle + POLL };
+        if idle >= PING {
+            diesel::sql_query("SELECT 1").execute(&mut conn).ok()?;
+            idle = Duration::ZERO;
+        }
+    }
+}
+
+/// The avatar id in a notification's JSON payload.
+fn changed_id(payload: &str) -> Option<Uuid> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    value.get("id")?.as_str()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn entry(bytes: usize) -> Entry {
+        Entry {
+            sha1: "a".repeat(40).into(),
+            jpeg: Bytes::from(vec![0; bytes]),
+        }
+    }
+
+    fn listening(max_bytes: usize) -> Cache {
+        let cache = Cache::new(max_bytes);
+        cache.reset(true);
+        cache
+    }
+
+    #[test]
+    fn nothing_is_trusted_without_a_listener() {
+        let cache = Cache::new(1000);
+        let id = id(1);
+        cache.put(cache.epoch(), id, 64, entry(10));
+        assert!(cache.get(id, 64).is_none());
+        cache.reset(true);
+        cache.put(cache.epoch(), id, 64, entry(10));
+        assert!(cache.get(id, 64).is_some());
+        cache.reset(false);
+        assert!(cache.get(id, 64).is_none());
+    }
+
+    #[test]
+    fn a_notification_evicts_every_size_of_that_avatar_only() {
+        let cache = listening(1000);
+        let (a, b) = (id(1), id(2));
+        for size in [32, 64] {
+            cache.put(cache.epoch(), a, size, entry(10));
+        }
+        cache.put(cache.epoch(), b, 64, entry(10));
+        cache.evict(a);
+        assert!(cache.get(a, 32).is_none() && cache.get(a, 64).is_none());
+        assert!(cache.get(b, 64).is_some());
+    }
+
+    #[test]
+    fn a_fetch_that_raced_an_eviction_is_not_cached() {
+        let cache = listening(1000);
+        let id = id(1);
+        let before = cache.epoch();
+        cache.evict(id);
+        cache.put(before, id, 64, entry(10));
+        assert!(cache.get(id, 64).is_none());
+    }
+
+    #[test]
+    fn memory_is_bounded_by_bytes() {
+        let cache = listening(100);
+        let ids: Vec<Uuid> = (0..5).map(id).collect();
+        for id in &ids {
+            cache.put(cache.epoch(), *id, 64, entry(30));
+        }
+        assert!(cache.lock().bytes <= 100);
+        assert!(cache.get(ids[0], 64).is_none(), "oldest evicted first");
+        assert!(cache.get(ids[4], 64).is_some());
+        cache.put(cache.epoch(), id(9), 64, entry(101));
+        assert!(cache.lock().bytes <= 100);
+    }
+
+    #[test]
+    fn payloads() {
+        let id = id(7);
+        assert_eq!(
+            changed_id(&format!(
+                r#"{{"id":"{id}","resource":"users,1","sha1":null}}"#
+            )),
+            Some(id)
+        );
+        assert_eq!(changed_id("not json"), None);
+        assert_eq!(changed_id(r#"{"id":42}"#), None);
+    }
+}
