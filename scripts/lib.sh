@@ -12,6 +12,8 @@ PACKAGES=(
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" libclang-dev
     python3 python3-psycopg chromium
 )
+# Only ./run.sh bench needs these: the baselines it measures against.
+BENCH_PACKAGES=(python3-pil python3-venv libvips42 wrk nginx-light)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
