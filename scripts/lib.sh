@@ -56,11 +56,13 @@ ensure_toolchain() {
     fi
 }
 
-# Builds the extension and installs it into the system PostgreSQL.
+# Builds the extension and installs it into the system PostgreSQL, with
+# the install scripts of released versions so they can be upgraded from.
 install_extension() {
     local flags=(--pg-config "$PG_CONFIG" "$@")
     is_root || flags+=(--sudo)
     (cd extension && cargo pgrx install "${flags[@]}")
+    as_root install -m 644 sql/released/pg_avatar--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }
 
 free_port() {

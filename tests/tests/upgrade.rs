@@ -1,0 +1,137 @@
+//! `ALTER EXTENSION pg_avatar UPDATE` from every released version keeps the
+//! data, and ends with exactly the objects a fresh install has.
+//! Released versions' scripts are kept in `sql/released/`.
+
+use pg_avatar_tests::*;
+use postgres::{Client, SimpleQueryMessage};
+
+/// What makes two installs the same, one query per kind of object.
+const CATALOG: &[(&str, &str)] = &[
+    (
+        "extension members",
+        "SELECT pg_describe_object(d.classid, d.objid, d.objsubid)
+           FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+            AND e.extname = 'pg_avatar'",
+    ),
+    (
+        "functions",
+        "SELECT p.oid::regprocedure, pg_get_functiondef(p.oid), p.proacl,
+                obj_description(p.oid, 'pg_proc')
+           FROM pg_proc p WHERE p.pronamespace = 'avatar'::regnamespace",
+    ),
+    (
+        "relations",
+        "SELECT c.oid::regclass, c.relkind, c.reloptions, c.relacl
+           FROM pg_class c WHERE c.relnamespace = 'avatar'::regnamespace",
+    ),
+    (
+        "columns",
+        "SELECT a.attrelid::regclass, a.attname, format_type(a.atttypid, a.atttypmod),
+                a.attnotnull, a.attstorage, a.attgenerated, pg_get_expr(d.adbin, d.adrelid)
+           FROM pg_attribute a
+           JOIN pg_class c ON c.oid = a.attrelid AND c.relnamespace = 'avatar'::regnamespace
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE a.attnum > 0 AND NOT a.attisdropped",
+    ),
+    (
+        "constraints",
+        "SELECT conrelid::regclass, conname, pg_get_constraintdef(oid)
+           FROM pg_constraint WHERE connamespace = 'avatar'::regnamespace",
+    ),
+    (
+        "indexes",
+        "SELECT pg_get_indexdef(i.indexrelid)
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+          WHERE c.relnamespace = 'avatar'::regnamespace",
+    ),
+    (
+        "triggers",
+        "SELECT pg_get_triggerdef(t.oid)
+           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+          WHERE c.relnamespace = 'avatar'::regnamespace AND NOT t.tgisinternal",
+    ),
+    (
+        "dumped tables and schema grants",
+        "SELECT e.extconfig::regclass[], e.extcondition, n.nspacl, e.extversion
+           FROM pg_extension e JOIN pg_namespace n ON n.nspname = 'avatar'
+          WHERE e.extname = 'pg_avatar'",
+    ),
+];
+
+fn describe(c: &mut Client) -> Vec<(String, Vec<String>)> {
+    CATALOG
+        .iter()
+        .map(|(kind, sql)| {
+            let mut rows: Vec<String> = c
+                .simple_query(sql)
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                            .collect::<Vec<_>>()
+                            .join(" | "),
+                    ),
+                    _ => None,
+                })
+                .collect();
+            rows.sort();
+            (kind.to_string(), rows)
+        })
+        .collect()
+}
+
+fn released_versions() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql/released");
+    let mut versions: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            Some(
+                name.strip_prefix("pg_avatar--")?
+                    .strip_suffix(".sql")?
+                    .to_string(),
+            )
+        })
+        .collect();
+    versions.sort();
+    assert!(!versions.is_empty());
+    versions
+}
+
+#[test]
+fn every_released_version_upgrades_to_a_fresh_install() {
+    let fresh = TestDb::new("upgrade_fresh");
+    let expected = describe(&mut fresh.connect());
+    for version in released_versions() {
+        let db = TestDb::without_extension("upgrade");
+        let mut c = db.connect();
+        c.batch_execute(&format!("CREATE EXTENSION pg_avatar VERSION '{version}'"))
+            .unwrap();
+        let id = set(&mut c, "users,1", &png(300, 200)).unwrap();
+        let before = get(&mut c, id, 64).unwrap().unwrap();
+        let sha1 = master_sha1(&mut c, id);
+
+        c.batch_execute("ALTER EXTENSION pg_avatar UPDATE").unwrap();
+
+        assert_eq!(
+            get(&mut c, id, 64).unwrap().unwrap(),
+            before,
+            "from {version}"
+        );
+        assert_eq!(master_sha1(&mut c, id), sha1);
+        let again = set(&mut c, "users,1", &png(200, 300)).unwrap();
+        assert_eq!(again, id, "the id survives the upgrade and a new image");
+        for ((kind, want), (_, got)) in expected.iter().zip(describe(&mut c)) {
+            let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).collect();
+            let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{kind} after upgrading from {version} differ from a fresh install\n\
+                 only in a fresh install: {missing:#?}\nonly after the upgrade: {extra:#?}"
+            );
+        }
+    }
+}
