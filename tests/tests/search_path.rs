@@ -1,0 +1,81 @@
+//! Every SECURITY DEFINER function pins its search_path, so a caller who
+//! puts look-alike operators and functions first on theirs runs none of them.
+
+use pg_avatar_tests::*;
+
+#[test]
+fn a_callers_search_path_cannot_hijack_definer_functions() {
+    let db = TestDb::new("hijack");
+    let mallory = format!("{}_mallory", db.name);
+    db.connect()
+        .batch_execute(&format!(
+            "CREATE ROLE {mallory} LOGIN;
+             CREATE SCHEMA {mallory} AUTHORIZATION {mallory};
+             GRANT EXECUTE ON FUNCTION avatar.avatar_set(text, bytea),
+                 avatar.avatar_get(uuid, integer), avatar.avatar_id(text),
+                 avatar.avatar_sha1(uuid), avatar.avatar_info(uuid),
+                 avatar.avatar_delete(text) TO {mallory};"
+        ))
+        .unwrap();
+    let mut m = connect(&db.conninfo_as(&mallory));
+    // Each trap records that it ran; run with the definer's rights, it
+    // could do anything the extension's owner can.
+    m.batch_execute(&format!(
+        "CREATE TABLE {mallory}.ran (trap text);
+         GRANT INSERT ON {mallory}.ran TO PUBLIC;
+         CREATE FUNCTION {mallory}.eq_uuid(uuid, uuid) RETURNS boolean LANGUAGE plpgsql AS
+             $$ BEGIN INSERT INTO {mallory}.ran VALUES ('uuid ='); RETURN true; END $$;
+         CREATE OPERATOR {mallory}.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = {mallory}.eq_uuid);
+         CREATE FUNCTION {mallory}.eq_text(text, text) RETURNS boolean LANGUAGE plpgsql AS
+             $$ BEGIN INSERT INTO {mallory}.ran VALUES ('text ='); RETURN true; END $$;
+         CREATE OPERATOR {mallory}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {mallory}.eq_text);
+         CREATE FUNCTION {mallory}.now() RETURNS timestamptz LANGUAGE plpgsql AS
+             $$ BEGIN INSERT INTO {mallory}.ran VALUES ('now()'); RETURN 'epoch'; END $$;
+         CREATE FUNCTION {mallory}.pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS
+             $$ BEGIN INSERT INTO {mallory}.ran VALUES ('pg_notify'); END $$;
+         SET search_path = {mallory}, pg_catalog;"
+    ))
+    .unwrap();
+    // The traps work when a query does resolve through this search_path.
+    m.batch_execute("SELECT gen_random_uuid() = gen_random_uuid()")
+        .unwrap();
+    let traps = |m: &mut postgres::Client| -> i64 {
+        m.query_one(&format!("SELECT count(*) FROM {mallory}.ran"), &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(
+        traps(&mut m),
+        1,
+        "the trap operator is live for plain queries"
+    );
+
+    let id = set(&mut m, "users,1", &png(120, 80)).unwrap();
+    assert!(!get(&mut m, id, 64).unwrap().unwrap().is_empty());
+    assert!(!get(&mut m, id, 64).unwrap().unwrap().is_empty());
+    let found: Option<uuid::Uuid> = m
+        .query_one("SELECT avatar.avatar_id('users,1')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(found, Some(id));
+    m.batch_execute(&format!(
+        "SELECT avatar.avatar_sha1('{id}'); SELECT * FROM avatar.avatar_info('{id}');"
+    ))
+    .unwrap();
+    let deleted: bool = m
+        .query_one("SELECT avatar.avatar_delete('users,1')", &[])
+        .unwrap()
+        .get(0);
+    assert!(deleted);
+    assert_eq!(traps(&mut m), 1, "no trap ran inside pg_avatar's functions");
+    drop(m);
+    let mut admin = db.connect();
+    admin
+        .batch_execute(&format!(
+            "DROP SCHEMA {mallory} CASCADE; REVOKE ALL ON FUNCTION avatar.avatar_set(text, bytea),
+                 avatar.avatar_get(uuid, integer), avatar.avatar_id(text),
+                 avatar.avatar_sha1(uuid), avatar.avatar_info(uuid),
+                 avatar.avatar_delete(text) FROM {mallory}; DROP ROLE {mallory};"
+        ))
+        .unwrap();
+}
