@@ -3,6 +3,7 @@
 #   ./run.sh demo   build, install and show the extension on a private cluster
 #   ./run.sh test   run every test
 #   ./run.sh bench  compare with libvips, Pillow, a plain table and nginx
+#   ./run.sh fuzz [SECONDS]  fuzz the image pipeline (default 30 minutes)
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
@@ -11,8 +12,9 @@ case "${1:-}" in
     demo) ensure_toolchain; . scripts/demo.sh ;;
     test) ensure_toolchain; . scripts/test.sh ;;
     bench) PACKAGES+=("${BENCH_PACKAGES[@]}"); ensure_toolchain; . scripts/bench.sh ;;
+    fuzz) ensure_toolchain; shift; . scripts/fuzz.sh "$@" ;;
     *)
-        echo "usage: $0 demo|test|bench" >&2
+        echo "usage: $0 demo|test|bench|fuzz [SECONDS]" >&2
         exit 2
         ;;
 esac
