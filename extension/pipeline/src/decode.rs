@@ -41,9 +41,15 @@ pub fn decode(
             limit: limits.max_input_bytes,
         });
     }
-    let reader = ImageReader::new(Cursor::new(input))
+    let mut reader = ImageReader::new(Cursor::new(input))
         .with_guessed_format()
         .map_err(|e| Error::Internal(e.to_string()))?;
+    // A second guard behind the header check below: decoders that honour it
+    // refuse any allocation past what the pixel limit allows (up to 8 bytes
+    // a pixel, for 16-bit RGBA), whatever else the file claims.
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_alloc = Some(allocation_budget(limits));
+    reader.limits(decoder_limits);
     let format = reader.format().ok_or(Error::UnknownFormat)?;
     if !ACCEPTED.contains(&format) {
         return Err(Error::UnsupportedFormat(
@@ -70,7 +76,9 @@ pub fn decode(
     let factor = shrink_to.map_or(1, |side| shrink_factor(width.min(height), side));
     if format == ImageFormat::Jpeg && factor > 1 {
         drop(decoder);
-        if let Some(decoded) = decode_jpeg_scaled(input, width, height, factor, orientation)? {
+        if let Some(decoded) =
+            decode_jpeg_scaled(input, width, height, factor, orientation, limits)?
+        {
             checkpoint();
             return Ok(decoded);
         }
@@ -99,6 +107,15 @@ fn decode_full(
     })
 }
 
+/// The most any decoder may allocate for one input.
+pub fn allocation_budget(limits: &Limits) -> u64 {
+    limits
+        .max_input_pixels
+        .saturating_mul(8)
+        .saturating_add(limits.max_input_bytes as u64)
+        .saturating_add(16 << 20)
+}
+
 /// How much a JPEG may be shrunk while decoding: the DCT yields 1/4 or 1/8
 /// scale for a fraction of the IDCT, resize work and memory. Like libvips,
 /// it stops while at least twice the output side remains, so the final
@@ -120,6 +137,7 @@ fn decode_jpeg_scaled(
     height: u32,
     factor: u32,
     orientation: Orientation,
+    limits: &Limits,
 ) -> Result<Option<Decoded>, Error> {
     use jpeg_decoder::{Decoder, Error as JpegError, PixelFormat};
     let failed = |e: JpegError| match e {
@@ -127,6 +145,9 @@ fn decode_jpeg_scaled(
         other => Err(Error::Corrupt(other.to_string())),
     };
     let mut jpeg = Decoder::new(input);
+    jpeg.set_max_decoding_buffer_size(
+        usize::try_from(allocation_budget(limits)).unwrap_or(usize::MAX),
+    );
     // Dimensions were checked against the pixel limit already; JPEG's are 16-bit.
     let request = (
         width.div_ceil(factor) as u16,
