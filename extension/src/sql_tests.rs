@@ -269,8 +269,8 @@ mod tests {
     }
 
     /// Volatility, strictness, parallel safety, SECURITY DEFINER and a pinned
-    /// search_path, as the catalog records them: (signature, provolatile,
-    /// proisstrict, proparallel, prosecdef).
+    /// search_path (all but the pure size rule), as the catalog records them:
+    /// (signature, provolatile, proisstrict, proparallel, prosecdef).
     #[pg_test]
     fn functions_are_marked_honestly() {
         let expected = [
@@ -282,7 +282,18 @@ mod tests {
             ("avatar.avatar_delete(text)", "v", true, "u", true),
             ("avatar.avatar_info(uuid)", "s", true, "s", true),
             ("avatar.avatar_notify_change()", "v", false, "u", false),
+            ("avatar.avatar_owner_deleted()", "v", false, "u", true),
+            ("avatar.attach(regclass,name[])", "v", true, "u", false),
         ];
+        let functions = one::<i64>(
+            "SELECT count(*) FROM pg_proc WHERE pronamespace = 'avatar'::regnamespace",
+            &[],
+        );
+        assert_eq!(
+            functions,
+            Some(expected.len() as i64),
+            "every function is listed"
+        );
         for (signature, volatile, strict, parallel, definer) in expected {
             let row = Spi::connect(|c| {
                 let row = c
@@ -308,13 +319,46 @@ mod tests {
                 (volatile, strict, parallel, definer),
                 "{signature}"
             );
-            if definer || signature.ends_with("notify_change()") {
+            if !signature.starts_with("avatar.avatar_size") {
                 assert_eq!(
                     row.4, "search_path=pg_catalog, pg_temp",
                     "{signature} pins search_path"
                 );
             }
         }
+    }
+
+    /// Public ids come straight from the OS's CSPRNG: 100,000 of them are
+    /// distinct, carry the version 4 bits, and every random bit is a fair
+    /// coin (a counter or a clock would leave most bits fixed).
+    #[pg_test]
+    fn ids_are_random_and_distinct() {
+        const N: usize = 100_000;
+        let ids: Vec<u128> = (0..N)
+            .map(|_| u128::from_be_bytes(*crate::store::random_id().as_bytes()))
+            .collect();
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), N);
+        let version_bits: u128 = 0xf << 76 | 0b11 << 62;
+        for id in &ids {
+            assert_eq!(
+                id & version_bits,
+                0x4 << 76 | 0b10 << 62,
+                "RFC 4122 version 4"
+            );
+        }
+        for bit in (0..128).filter(|b| version_bits & (1 << b) == 0) {
+            let ones = ids.iter().filter(|id| *id & (1 << bit) != 0).count();
+            assert!(
+                (N * 48 / 100..=N * 52 / 100).contains(&ones),
+                "bit {bit}: {ones} of {N}"
+            );
+        }
+        let sequential = ids
+            .windows(2)
+            .filter(|w| w[1].abs_diff(w[0]) < 1 << 64)
+            .count();
+        assert!(sequential < 5, "{sequential} neighbours were close");
     }
 
     #[pg_test]

@@ -224,7 +224,7 @@ pub fn save(resource: &str, master: &Avatar) -> pgrx::Uuid {
 /// A version 4 UUID straight from the operating system's CSPRNG: public ids
 /// must be unguessable, and a per-process generator could repeat across
 /// forked backends.
-fn random_id() -> pgrx::Uuid {
+pub(crate) fn random_id() -> pgrx::Uuid {
     let mut bytes = [0u8; 16];
     OsRng
         .try_fill_bytes(&mut bytes)
