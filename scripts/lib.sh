@@ -100,6 +100,16 @@ cluster_start() {
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start
 }
 
+# standby_start PRIMARY_PORT DIR PORT: a hot standby of the cluster on
+# PRIMARY_PORT, streaming from it (pg_basebackup -R).
+standby_start() {
+    local primary_port=$1 dir=$2 port=$3
+    as_pg_owner "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres \
+        --pgdata "$dir/data" --write-recovery-conf --checkpoint fast --no-sync
+    as_pg_owner "$PG_BIN/pg_ctl" --pgdata "$dir/data" --log "$dir/server.log" --wait --silent \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start
+}
+
 cluster_stop() {
     local dir=$1
     [ -f "$dir/data/postmaster.pid" ] || return 0

@@ -25,13 +25,24 @@ step "starting a test cluster"
 test_dir=$(cluster_dir target/test-cluster)
 rm -rf "${test_dir:?}/data"
 port=$(free_port 28815)
-trap 'gallery_stop; cluster_stop "$test_dir"' EXIT
+standby_dir=$(cluster_dir target/test-standby)
+rm -rf "${standby_dir:?}/data"
+trap 'gallery_stop; cluster_stop "$standby_dir"; cluster_stop "$test_dir"' EXIT
 cluster_start "$test_dir" "$port"
+standby_port=$(free_port "$port")
+standby_start "$port" "$standby_dir" "$standby_port"
 export PG_AVATAR_TEST_CONNINFO="host=127.0.0.1 port=$port user=postgres"
+export PG_AVATAR_TEST_STANDBY_PORT=$standby_port
 export PG_AVATAR_PG_BINDIR=$PG_BIN
 
-step "integration tests against the cluster"
+step "integration tests against the cluster and its hot standby"
 cargo test -p pg-avatar-tests
+
+step "promoting the standby: it memoizes again"
+as_pg_owner "$PG_BIN/pg_ctl" --pgdata "$standby_dir/data" --wait --silent promote
+cargo test -p pg-avatar-tests --test standby -- --ignored after_promotion_it_memoizes
+assert_no_crash "$standby_dir"
+cluster_stop "$standby_dir"
 
 step "a client that is not Rust: Python and psycopg"
 /usr/bin/python3 tests/python/test_sql.py

@@ -1,6 +1,8 @@
 //! Shared fixtures: a throwaway database per test on the cluster that
 //! `./run.sh test` starts, and sample images.
 
+pub mod route;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,6 +24,37 @@ pub fn pg_program(name: &str) -> Command {
     let bindir = std::env::var("PG_AVATAR_PG_BINDIR")
         .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
     Command::new(PathBuf::from(bindir).join(name))
+}
+
+/// The port of the streaming standby of the test cluster that
+/// `./run.sh test` starts.
+pub fn standby_port() -> u16 {
+    std::env::var("PG_AVATAR_TEST_STANDBY_PORT")
+        .expect("PG_AVATAR_TEST_STANDBY_PORT is not set: run these tests through `./run.sh test`")
+        .parse()
+        .expect("a port number")
+}
+
+/// Waits until the standby has replayed everything `primary` has written.
+pub fn wait_for_standby(primary: &mut Client, standby: &mut Client) {
+    let lsn: String = primary
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .unwrap()
+        .get(0);
+    for _ in 0..400 {
+        let caught_up: bool = standby
+            .query_one(
+                "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                &[&lsn],
+            )
+            .unwrap()
+            .get(0);
+        if caught_up {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("the standby did not replay {lsn} within 10 s");
 }
 
 pub fn connect(conninfo: &str) -> Client {

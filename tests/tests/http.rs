@@ -1,83 +1,13 @@
 //! The avatar route over real HTTP, against the real extension.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
 use std::time::Duration;
 
-use diesel_avatar::http::{Database, Options};
+use diesel_avatar::http::Options;
 use diesel_avatar::AvatarUrls;
+use pg_avatar_tests::route::{agent, cluster_port, database, get, header, Proxy, Server, SECRET};
 use pg_avatar_tests::*;
-use ureq::http::Response;
-use ureq::Body;
-
-const SECRET: &[u8] = b"http-test-secret-0123456789";
-
-/// The route on 127.0.0.1, on a runtime of its own.
-struct Server {
-    base: String,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl Server {
-    fn start(databases: Vec<Database>, options: Options) -> Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let app = diesel_avatar::http::router(databases, options).unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Server {
-            base,
-            _runtime: runtime,
-        }
-    }
-
-    fn for_db(db: &TestDb) -> (Server, AvatarUrls) {
-        let server = Server::start(vec![database(db, db.conninfo())], Options::default());
-        let urls = AvatarUrls::new(&server.base, &db.name, SECRET).unwrap();
-        (server, urls)
-    }
-}
-
-fn database(db: &TestDb, url: String) -> Database {
-    Database {
-        name: db.name.clone(),
-        url,
-        secret: SECRET.to_vec(),
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn get(url: &str, headers: &[(&str, &str)]) -> (Response<Body>, Vec<u8>) {
-    let mut request = agent().get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = request.call().unwrap();
-    let body = response.body_mut().read_to_vec().unwrap();
-    (response, body)
-}
-
-fn header<'a>(response: &'a Response<Body>, name: &str) -> &'a str {
-    response
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap())
-        .unwrap_or("")
-}
 
 fn with_avatar(label: &str) -> (TestDb, Uuid) {
     let db = TestDb::new(label);
@@ -211,11 +141,13 @@ fn served_from_memory_until_the_avatar_changes_or_goes() {
     let (first, body) = get(url.as_str(), &[]);
     assert_eq!(first.status(), 200);
 
-    // A query-free hit: even with every cached row gone, the bytes match.
-    c.execute("DELETE FROM avatar.avatar_cache", &[]).unwrap();
+    // A query-free hit: with every cached row gone, the same bytes come back
+    // and no row is made again. (Until the listener has subscribed, answers
+    // come from the database and refill the table, so this may take a poll.)
     let (again, same) = eventually(|| {
+        c.execute("DELETE FROM avatar.avatar_cache", &[]).unwrap();
         let (again, same) = get(url.as_str(), &[]);
-        (cache_rows(&mut c, id).is_empty()).then_some((again, same))
+        cache_rows(&mut c, id).is_empty().then_some((again, same))
     });
     assert_eq!((again.status(), same), (first.status(), body));
     let (revalidated, _) = get(url.as_str(), &[("if-none-match", header(&first, "etag"))]);
@@ -272,74 +204,6 @@ fn unknown_database_and_unknown_id_look_the_same() {
     assert!(!String::from_utf8_lossy(&answers[0].2).contains(&db.name));
 }
 
-/// A TCP proxy in front of the cluster that the test can take down.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (up2, open2) = (up.clone(), open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if !up2.load(Ordering::SeqCst) {
-                    let _ = client.shutdown(Shutdown::Both);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                open2
-                    .lock()
-                    .unwrap()
-                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
-            }
-        });
-        Proxy { port, up, open }
-    }
-
-    fn down(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for stream in self.open.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn up(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buf = [0; 16384];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(Shutdown::Both);
-    });
-}
-
-fn cluster_port() -> u16 {
-    std::env::var("PG_AVATAR_TEST_CONNINFO")
-        .unwrap()
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("port="))
-        .expect("a port in PG_AVATAR_TEST_CONNINFO")
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn database_down_is_503_and_the_route_recovers() {
     let (db, id) = with_avatar("http_503");
@@ -369,4 +233,116 @@ fn database_down_is_503_and_the_route_recovers() {
     let (response, body) = get(url.as_str(), &[]);
     assert_eq!(response.status(), 200, "recovered without a restart");
     assert_eq!(image::load_from_memory(&body).unwrap().width(), 64);
+}
+
+#[test]
+fn the_route_serves_from_a_standby() {
+    let (db, id) = with_avatar("http_standby");
+    let mut primary = db.connect();
+    let sha1 = master_sha1(&mut primary, id);
+    let mut standby = connect(&db.conninfo_via_port(standby_port()));
+    wait_for_standby(&mut primary, &mut standby);
+    // The standby cannot LISTEN, so the route serves it without its memory.
+    let server = Server::start(
+        vec![database(&db, db.conninfo_via_port(standby_port()))],
+        Options::default(),
+    );
+    let urls = AvatarUrls::new(&server.base, &db.name, SECRET).unwrap();
+    for size in [64, 200] {
+        let (response, body) = get(urls.url(id, &sha1, size).as_str(), &[]);
+        assert_eq!(response.status(), 200, "{size} px from the standby");
+        assert!(image::load_from_memory(&body).is_ok());
+    }
+}
+
+#[test]
+fn deleting_the_owner_row_makes_the_url_404() {
+    let (db, id) = with_avatar("http_owner");
+    let (_server, urls) = Server::for_db(&db);
+    let mut c = db.connect();
+    c.batch_execute(
+        "CREATE TABLE users (id integer PRIMARY KEY);
+         INSERT INTO users VALUES (1);
+         SELECT avatar.attach('users', 'id');",
+    )
+    .unwrap();
+    let url = urls.url(id, &master_sha1(&mut c, id), 64);
+    assert_eq!(get(url.as_str(), &[]).0.status(), 200);
+    c.batch_execute("DELETE FROM users WHERE id = 1").unwrap();
+    eventually(|| (get(url.as_str(), &[]).0.status() == 404).then_some(()));
+}
+
+/// Sends `request` raw and returns the status line's code, or None if the
+/// server closed the connection without answering.
+fn raw_status(base: &str, request: &[u8]) -> Option<u16> {
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let line = String::from_utf8_lossy(&answer);
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn slow_clients_and_oversized_requests_cannot_take_the_route_down() {
+    let (db, id) = with_avatar("http_hostile");
+    let (server, urls) = Server::for_db(&db);
+    let url = urls.url(id, "00", 64);
+    let addr = server.base.trim_start_matches("http://").to_string();
+
+    // Clients that start a request and never finish it.
+    let slow: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /avatar/ HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    assert_eq!(
+        get(url.as_str(), &[]).0.status(),
+        200,
+        "served while they hang"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        assert!(
+            buf.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "closed after the header timeout: {text}"
+        );
+    }
+
+    let huge_header = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        url.path(),
+        "a".repeat(64 << 10)
+    );
+    let status = raw_status(&server.base, huge_header.as_bytes());
+    assert!(matches!(status, None | Some(431)), "{status:?}");
+    let huge_path = format!(
+        "GET /avatar/{}/x HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100 << 10)
+    );
+    let status = raw_status(&server.base, huge_path.as_bytes());
+    assert!(
+        matches!(status, None | Some(400 | 404 | 414 | 431)),
+        "{status:?}"
+    );
+    for s in ["99999999999999999999999999", "-1", "1e9", "%00"] {
+        let odd = format!("{}?s={s}", url.as_str().split('?').next().unwrap());
+        assert_eq!(get(&odd, &[]).0.status(), 400, "s={s}");
+    }
+    let odd_path = format!(
+        "{}/avatar/{}/{}",
+        server.base, "%2e%2e", "..%2f..%2fetc%2fpasswd"
+    );
+    assert_eq!(get(&odd_path, &[]).0.status(), 404);
+    assert_eq!(get(url.as_str(), &[]).0.status(), 200, "still serving");
 }

@@ -208,9 +208,7 @@ fn serve_command(serve: Serve) -> Fallible<ExitCode> {
         .block_on(async move {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(%listen, databases = count, "serving avatars");
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            http::serve(listener, app, http::Limits::default(), shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         })
 }

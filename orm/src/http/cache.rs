@@ -127,6 +127,10 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// How often an idle listener checks that its connection is alive.
 const PING: Duration = Duration::from_secs(2);
 
+/// How often a listener whose database is a hot standby (which cannot
+/// LISTEN) checks whether it has been promoted.
+const STANDBY_RECHECK: Duration = Duration::from_secs(30);
+
 /// Subscribes to `avatar_changed` on `url` for as long as the process runs,
 /// reconnecting after failures, and evicts what each notification names.
 pub fn spawn_listener(url: String, cache: Arc<Cache>) {
@@ -137,32 +141,69 @@ pub fn spawn_listener(url: String, cache: Arc<Cache>) {
         .name("avatar-listener".into())
         .spawn(move || {
             let mut backoff = POLL;
+            let mut told_standby = false;
             loop {
-                // libpq's messages can name the database, so they are not logged.
-                if listen(&url, &cache).is_none() {
-                    tracing::warn!("avatar cache listener lost its connection; cache bypassed");
-                }
+                let stopped = listen(&url, &cache);
                 cache.reset(false);
+                // libpq's messages can name the database, so they are not logged.
+                match stopped {
+                    Stopped::Lost => {
+                        tracing::warn!("avatar cache listener lost its connection; cache bypassed");
+                        backoff = POLL;
+                    }
+                    Stopped::Standby => {
+                        if !told_standby {
+                            tracing::info!(
+                                "a hot standby cannot LISTEN: serving it without the memory cache"
+                            );
+                            told_standby = true;
+                        }
+                        std::thread::sleep(STANDBY_RECHECK);
+                        continue;
+                    }
+                    Stopped::Unreachable => backoff = (backoff * 2).min(Duration::from_secs(2)),
+                }
                 std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         })
         .expect("spawning the listener thread");
 }
 
-/// Returns only when the connection fails.
-fn listen(url: &str, cache: &Cache) -> Option<std::convert::Infallible> {
-    let mut conn = PgConnection::establish(url).ok()?;
-    diesel::sql_query(format!("LISTEN {CHANNEL}"))
+enum Stopped {
+    Unreachable,
+    Standby,
+    /// It was subscribed, then failed.
+    Lost,
+}
+
+fn listen(url: &str, cache: &Cache) -> Stopped {
+    let Ok(mut conn) = PgConnection::establish(url) else {
+        return Stopped::Unreachable;
+    };
+    match diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "pg_is_in_recovery()",
+    ))
+    .get_result::<bool>(&mut conn)
+    {
+        Ok(false) => {}
+        Ok(true) => return Stopped::Standby,
+        Err(_) => return Stopped::Unreachable,
+    }
+    if diesel::sql_query(format!("LISTEN {CHANNEL}"))
         .execute(&mut conn)
-        .ok()?;
+        .is_err()
+    {
+        return Stopped::Unreachable;
+    }
     // Anything cached before this point may have missed a notification.
     cache.reset(true);
     let mut idle = Duration::ZERO;
     loop {
         let mut any = false;
         for notification in conn.notifications_iter() {
-            let notification = notification.ok()?;
+            let Ok(notification) = notification else {
+                return Stopped::Lost;
+            };
             any = true;
             match changed_id(&notification.payload) {
                 Some(id) => cache.evict(id),
@@ -173,7 +214,9 @@ fn listen(url: &str, cache: &Cache) -> Option<std::convert::Infallible> {
         std::thread::sleep(POLL);
         idle = if any { Duration::ZERO } else { idle + POLL };
         if idle >= PING {
-            diesel::sql_query("SELECT 1").execute(&mut conn).ok()?;
+            if diesel::sql_query("SELECT 1").execute(&mut conn).is_err() {
+                return Stopped::Lost;
+            }
             idle = Duration::ZERO;
         }
     }

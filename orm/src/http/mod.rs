@@ -9,7 +9,10 @@
 
 mod cache;
 mod etag;
+mod server;
 mod store;
+
+pub use server::{serve, Limits};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,11 +111,11 @@ pub fn router(databases: Vec<Database>, options: Options) -> Result<Router, urls
         cache_control,
     });
     Ok(Router::new()
-        .route("/avatar/{db}/{id}", get(serve))
+        .route("/avatar/{db}/{id}", get(handle))
         .with_state(service))
 }
 
-async fn serve(
+async fn handle(
     State(service): State<Arc<Service>>,
     Path((db, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
