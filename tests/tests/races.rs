@@ -1,0 +1,204 @@
+//! Races between avatar_get's memoizing and avatar_set, ordered step by step
+//! with locks so each interleaving happens every time.
+
+use std::thread;
+use std::time::Duration;
+
+use pg_avatar_tests::*;
+use postgres::Client;
+
+/// Waits until backend `pid` is blocked on a lock.
+fn wait_until_blocked(observer: &mut Client, pid: i32) {
+    for _ in 0..200 {
+        let waiting: bool = observer
+            .query_one(
+                "SELECT coalesce(wait_event_type IN ('Lock', 'Advisory'), false)
+                   FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .unwrap()
+            .get(0);
+        if waiting {
+            return;
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    panic!("backend {pid} never blocked");
+}
+
+fn pid(c: &mut Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0)
+}
+
+/// No cache row may be of another image than the current master.
+fn assert_no_stale_rows(c: &mut Client, id: uuid::Uuid) {
+    let current = master_sha1(c, id);
+    for (size, sha1) in cache_rows(c, id) {
+        assert_eq!(sha1, current, "a stale {size} px row survived");
+    }
+}
+
+/// A reads the old image and renders it while B's new image is written but
+/// not committed; A's insert then waits on B's row lock. When B commits, A's
+/// insert re-checks the master, finds a new SHA-1, and stores nothing.
+#[test]
+fn a_rendition_of_the_old_image_is_not_stored_after_the_new_one_commits() {
+    let db = TestDb::new("race_set_first");
+    let mut admin = db.connect();
+    let id = set(&mut admin, "users,1", &png(700, 500)).unwrap();
+    get(&mut admin, id, 512).unwrap(); // so A's 64 px waits at the 64 px insert
+    let old = master_sha1(&mut admin, id);
+
+    let mut b = db.connect();
+    let mut b_tx = b.transaction().unwrap();
+    b_tx.query_one("SELECT avatar.avatar_set('users,1', $1)", &[&png(500, 700)])
+        .unwrap();
+
+    let mut a = db.connect();
+    let a_pid = pid(&mut a);
+    let a_get = thread::spawn(move || get(&mut a, id, 64).unwrap().unwrap());
+    wait_until_blocked(&mut admin, a_pid);
+    b_tx.commit().unwrap();
+
+    let served = a_get.join().unwrap();
+    assert!(!served.is_empty(), "A still gets an image");
+    assert_ne!(master_sha1(&mut admin, id), old);
+    assert_no_stale_rows(&mut admin, id);
+    assert!(cache_rows(&mut admin, id)
+        .iter()
+        .all(|(size, _)| *size != 64));
+}
+
+/// A is inside its insert (held there by a trigger waiting on an advisory
+/// lock) when B sets a new image: B waits for A, and B's cache clear, a
+/// statement of its own, then sees and removes A's row.
+#[test]
+fn a_rendition_stored_while_a_new_image_waits_is_cleared_by_it() {
+    let db = TestDb::new("race_get_first");
+    let mut admin = db.connect();
+    let id = set(&mut admin, "users,1", &png(700, 500)).unwrap();
+    get(&mut admin, id, 512).unwrap();
+    admin
+        .batch_execute(
+            "CREATE FUNCTION public.hold() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_advisory_lock(4242); PERFORM pg_advisory_unlock(4242);
+                          RETURN NEW; END $$;
+             CREATE TRIGGER hold BEFORE INSERT ON avatar.avatar_cache
+                 FOR EACH ROW EXECUTE FUNCTION public.hold();
+             SELECT pg_advisory_lock(4242);",
+        )
+        .unwrap();
+
+    let mut a = db.connect();
+    let a_pid = pid(&mut a);
+    let a_get = thread::spawn(move || get(&mut a, id, 64).unwrap().unwrap());
+    wait_until_blocked(&mut admin, a_pid);
+
+    let mut b = db.connect();
+    let b_pid = pid(&mut b);
+    let b_set = thread::spawn(move || set(&mut b, "users,1", &png(500, 700)).unwrap());
+    wait_until_blocked(&mut admin, b_pid);
+    admin
+        .batch_execute("SELECT pg_advisory_unlock(4242)")
+        .unwrap();
+
+    assert!(!a_get.join().unwrap().is_empty());
+    assert_eq!(b_set.join().unwrap(), id);
+    admin
+        .batch_execute("DROP TRIGGER hold ON avatar.avatar_cache")
+        .unwrap();
+    assert_no_stale_rows(&mut admin, id);
+    assert!(cache_rows(&mut admin, id).is_empty(), "B cleared A's row");
+}
+
+/// Concurrent sets of one resource: every one succeeds and returns the same
+/// id, there is one row, and it holds exactly the image of the transaction
+/// that wrote it last (its xmin), never a mix of two uploads.
+#[test]
+fn concurrent_sets_of_one_resource_keep_one_row_and_the_last_image() {
+    let db = TestDb::new("race_sets");
+    let mut admin = db.connect();
+    let images: Vec<Vec<u8>> = (0..8).map(|i| png(200 + i * 10, 150)).collect();
+    // The pipeline is deterministic: what each upload's master will be.
+    let expected: Vec<String> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| {
+            let id = set(&mut admin, &format!("expected,{i}"), image).unwrap();
+            master_sha1(&mut admin, id)
+        })
+        .collect();
+
+    let mut first = db.connect();
+    let mut tx = first.transaction().unwrap();
+    let id: Uuid = tx
+        .query_one("SELECT avatar.avatar_set('users,1', $1)", &[&png(300, 200)])
+        .unwrap()
+        .get(0);
+    let mut waiters = Vec::new();
+    for (image, sha1) in images.into_iter().zip(expected) {
+        let mut c = db.connect();
+        let c_pid = pid(&mut c);
+        waiters.push(thread::spawn(move || {
+            let mut tx = c.transaction().unwrap();
+            let id: Uuid = tx
+                .query_one("SELECT avatar.avatar_set('users,1', $1)", &[&image])
+                .unwrap()
+                .get(0);
+            let xid: String = tx
+                .query_one("SELECT pg_current_xact_id()::text", &[])
+                .unwrap()
+                .get(0);
+            tx.commit().unwrap();
+            (id, xid, sha1)
+        }));
+        wait_until_blocked(&mut admin, c_pid);
+    }
+    tx.commit().unwrap();
+    let writers: Vec<(Uuid, String, String)> =
+        waiters.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(
+        writers.iter().all(|w| w.0 == id),
+        "every set returns the one id"
+    );
+
+    let rows = admin
+        .query(
+            "SELECT xmin::text, sha1 FROM avatar.avatar WHERE resource = 'users,1'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let (xmin, sha1): (String, String) = (rows[0].get(0), rows[0].get(1));
+    let last = writers
+        .iter()
+        .find(|w| w.1 == xmin)
+        .expect("the row was written by one of the concurrent sets");
+    assert_eq!(sha1, last.2, "the last writer's own image");
+}
+
+/// With one writer waiting on another, the order is known: the waiter's
+/// image is the one kept.
+#[test]
+fn the_set_that_commits_last_wins() {
+    let db = TestDb::new("race_pair");
+    let mut admin = db.connect();
+    let (one, two) = (png(300, 200), png(200, 300));
+    let mut a = db.connect();
+    let mut a_tx = a.transaction().unwrap();
+    let id: Uuid = a_tx
+        .query_one("SELECT avatar.avatar_set('users,1', $1)", &[&one])
+        .unwrap()
+        .get(0);
+    let mut b = db.connect();
+    let b_pid = pid(&mut b);
+    let b_set = thread::spawn(move || set(&mut b, "users,1", &two).unwrap());
+    wait_until_blocked(&mut admin, b_pid);
+    a_tx.commit().unwrap();
+    assert_eq!(b_set.join().unwrap(), id);
+    let expected = set(&mut admin, "users,2", &png(200, 300)).unwrap();
+    assert_eq!(
+        master_sha1(&mut admin, id),
+        master_sha1(&mut admin, expected)
+    );
+}
