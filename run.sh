@@ -4,6 +4,7 @@
 #   ./run.sh test   run every test
 #   ./run.sh bench  compare with libvips, Pillow, a plain table and nginx
 #   ./run.sh fuzz [SECONDS]  fuzz the image pipeline (default 30 minutes)
+#   ./run.sh soak [SECONDS]  the route under load, a writer, and a database restart
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/lib.sh
@@ -13,8 +14,9 @@ case "${1:-}" in
     test) ensure_toolchain; . scripts/test.sh ;;
     bench) PACKAGES+=("${BENCH_PACKAGES[@]}"); ensure_toolchain; . scripts/bench.sh ;;
     fuzz) ensure_toolchain; shift; . scripts/fuzz.sh "$@" ;;
+    soak) PACKAGES+=(wrk curl); ensure_toolchain; shift; . scripts/soak.sh "$@" ;;
     *)
-        echo "usage: $0 demo|test|bench|fuzz [SECONDS]" >&2
+        echo "usage: $0 demo|test|bench|fuzz|soak [SECONDS]" >&2
         exit 2
         ;;
 esac
