@@ -10,12 +10,14 @@ pub mod decode;
 pub mod encode;
 mod error;
 pub mod geometry;
+pub mod placeholder;
 #[cfg(feature = "samples")]
 pub mod samples;
 pub mod scale;
 pub mod size;
 
 pub use error::{Class, Error, SUPPORTED_FORMATS};
+pub use placeholder::Placeholder;
 pub use size::{quantise, render_source, MAX_SIZE, MEZZANINE};
 
 use sha1::{Digest, Sha1};
