@@ -6,9 +6,21 @@
 -- cached keep their layout until they are next written.
 ALTER TABLE avatar.avatar_cache SET (toast_tuple_target = 8160);
 
+-- Avatars can be disabled: kept, but not served.
+ALTER TABLE avatar.avatar ADD COLUMN disabled_at timestamptz;
+
+CREATE TABLE avatar.avatar_email (
+    resource text NOT NULL
+             CHECK (btrim(resource) <> '' AND octet_length(resource) <= 1024),
+    md5      text NOT NULL UNIQUE CHECK (md5 ~ '^[0-9a-f]{32}$'),
+    sha256   text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$')
+);
+CREATE INDEX avatar_email_resource ON avatar.avatar_email (resource);
+SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_email', '');
+
 -- Every change to an avatar, whichever function or statement makes it,
 -- tells listeners (such as pg-avatar serve's memory cache) which id changed.
--- `sha1` is the new image's, or null when the avatar is gone.
+-- `sha1` is the new image's, or null when the avatar is gone or disabled.
 CREATE FUNCTION avatar.avatar_notify_change() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -19,13 +31,14 @@ CREATE FUNCTION avatar.avatar_notify_change() RETURNS trigger
         PERFORM pg_notify('avatar_changed', json_build_object(
             'id', changed.id,
             'resource', changed.resource,
-            'sha1', CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE changed.sha1 END)::text);
+            'sha1', CASE WHEN TG_OP = 'DELETE' OR changed.disabled_at IS NOT NULL THEN NULL
+                         ELSE changed.sha1 END)::text);
         RETURN NULL;
     END
     $$;
 
 CREATE TRIGGER avatar_changed
-    AFTER INSERT OR DELETE OR UPDATE OF image, sha1 ON avatar.avatar
+    AFTER INSERT OR DELETE OR UPDATE OF image, sha1, disabled_at ON avatar.avatar
     FOR EACH ROW EXECUTE FUNCTION avatar.avatar_notify_change();
 
 -- Deleting an owner row deletes its avatar. avatar.attach('users', 'id')
@@ -81,6 +94,128 @@ CREATE FUNCTION avatar.attach(owner regclass, VARIADIC key_columns name[]) RETUR
 
 COMMENT ON FUNCTION avatar.attach(regclass, name[]) IS
     'Deletes the avatar of each row deleted from a table, by its key columns.';
+
+
+CREATE OR REPLACE FUNCTION avatar.avatar_sha1(id uuid) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT a.sha1 FROM avatar.avatar a WHERE a.id = $1 AND a.disabled_at IS NULL $$;
+
+-- Written in Rust: generated defaults (see extension/src/api.rs).
+CREATE FUNCTION avatar."avatar_default"(
+	"kind" TEXT, /* &str */
+	"seed" TEXT, /* &str */
+	"size" INT /* i32 */
+) RETURNS bytea /* alloc::vec::Vec<u8> */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'avatar_default_wrapper';
+
+-- Libravatar keys: digests of an address, never the address. The same
+-- address set again moves to the new resource.
+CREATE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        address text := lower(btrim(email));
+    BEGIN
+        IF address !~ '^[^@\s]+@[^@\s]+$' THEN
+            RAISE EXCEPTION 'pg_avatar: % is not an email address', quote_literal(email)
+                USING ERRCODE = '22023', HINT = 'Pass one address, such as ''ada@example.org''.';
+        END IF;
+        INSERT INTO avatar.avatar_email AS e (resource, md5, sha256)
+        VALUES (avatar_set_email.resource, md5(address),
+                encode(sha256(convert_to(address, 'UTF8')), 'hex'))
+        ON CONFLICT (sha256) DO UPDATE SET resource = excluded.resource;
+    END
+    $$;
+
+COMMENT ON FUNCTION avatar.avatar_set_email(text, text) IS
+    'Lets the Libravatar route find a resource''s avatar by this address (stored as MD5 and SHA-256 digests only).';
+
+CREATE FUNCTION avatar.avatar_unset_email(resource text, email text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH gone AS (
+            DELETE FROM avatar.avatar_email e
+             WHERE e.resource = $1
+               AND e.sha256 = encode(sha256(convert_to(lower(btrim($2)), 'UTF8')), 'hex')
+            RETURNING 1)
+        SELECT EXISTS (SELECT FROM gone)
+    $$;
+
+-- The avatar an address digest (MD5 or SHA-256, hex) points to, if it is
+-- being served.
+CREATE FUNCTION avatar.avatar_by_digest(digest text) RETURNS uuid
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        hex text := lower(digest);
+    BEGIN
+        IF hex !~ '^([0-9a-f]{32}|[0-9a-f]{64})$' THEN
+            RAISE EXCEPTION 'pg_avatar: % is not an MD5 or SHA-256 digest', quote_literal(digest)
+                USING ERRCODE = '22023', HINT = 'Give 32 or 64 hex digits.';
+        END IF;
+        RETURN (SELECT a.id
+                  FROM avatar.avatar_email e
+                  JOIN avatar.avatar a ON a.resource = e.resource
+                 WHERE (CASE WHEN length(hex) = 32 THEN e.md5 = hex ELSE e.sha256 = hex END)
+                   AND a.disabled_at IS NULL);
+    END
+    $$;
+
+-- Disable keeps the image and the id; enable serves them again.
+CREATE FUNCTION avatar.avatar_disable(resource text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH changed AS (UPDATE avatar.avatar a SET disabled_at = now()
+                          WHERE a.resource = $1 AND a.disabled_at IS NULL RETURNING 1)
+        SELECT EXISTS (SELECT FROM changed)
+    $$;
+
+CREATE FUNCTION avatar.avatar_enable(resource text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH changed AS (UPDATE avatar.avatar a SET disabled_at = NULL
+                          WHERE a.resource = $1 AND a.disabled_at IS NOT NULL RETURNING 1)
+        SELECT EXISTS (SELECT FROM changed)
+    $$;
+
+-- Everything pg_avatar holds for a resource, gone for good: image, cache
+-- and address digests.
+CREATE FUNCTION avatar.avatar_wipe(resource text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH emails AS (DELETE FROM avatar.avatar_email e WHERE e.resource = $1),
+             gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 RETURNING 1)
+        SELECT EXISTS (SELECT FROM gone)
+    $$;
+
+-- "The avatar, or a placeholder for this name" in one call.
+CREATE FUNCTION avatar.avatar_get_or_default(resource text, size integer, kind text DEFAULT 'identicon')
+    RETURNS bytea
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT coalesce(avatar.avatar_get(avatar.avatar_id($1), $2),
+                        avatar.avatar_default($3, $1, $2))
+    $$;
+
+REVOKE ALL ON FUNCTION
+    avatar.avatar_set_email(text, text),
+    avatar.avatar_unset_email(text, text),
+    avatar.avatar_by_digest(text),
+    avatar.avatar_disable(text),
+    avatar.avatar_enable(text),
+    avatar.avatar_wipe(text),
+    avatar.avatar_get_or_default(text, integer, text)
+FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION
     avatar.avatar_notify_change(),

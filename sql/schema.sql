@@ -17,7 +17,9 @@ CREATE TABLE avatar.avatar (
     -- computes it with the image.
     sha1       text NOT NULL CHECK (sha1 ~ '^[0-9a-f]{40}$'),
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- Set by avatar_disable: the image is kept but not served.
+    disabled_at timestamptz
 );
 
 -- Memoized renditions. `sha1` names the master a row was rendered from;
@@ -29,6 +31,17 @@ CREATE TABLE avatar.avatar_cache (
     image     bytea NOT NULL,
     PRIMARY KEY (avatar_id, size)
 );
+
+-- Opt-in email keys for the Libravatar route: digests of the trimmed,
+-- lower-cased address, never the address itself. A resource may have
+-- several; an address belongs to one resource at a time.
+CREATE TABLE avatar.avatar_email (
+    resource text NOT NULL
+             CHECK (btrim(resource) <> '' AND octet_length(resource) <= 1024),
+    md5      text NOT NULL UNIQUE CHECK (md5 ~ '^[0-9a-f]{32}$'),
+    sha256   text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$')
+);
+CREATE INDEX avatar_email_resource ON avatar.avatar_email (resource);
 
 -- JPEG does not compress: skip pglz's attempt on every write.
 ALTER TABLE avatar.avatar ALTER COLUMN image SET STORAGE EXTERNAL;
@@ -42,5 +55,6 @@ ALTER TABLE avatar.avatar_cache SET (toast_tuple_target = 8160);
 -- and silently leave every avatar out of a backup.
 SELECT pg_catalog.pg_extension_config_dump('avatar.avatar', '');
 SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_cache', '');
+SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_email', '');
 
 GRANT USAGE ON SCHEMA avatar TO PUBLIC;

@@ -1,7 +1,7 @@
 //! The SQL functions written in Rust. Each is a few lines around the
 //! pipeline and the store; the rest of the API is plain SQL in `sql/`.
 
-use avatar_pipeline::{quantise, render_source};
+use avatar_pipeline::{quantise, render_source, Placeholder};
 use pgrx::prelude::*;
 
 use crate::error::{invalid, raise, required};
@@ -9,6 +9,8 @@ use crate::guc;
 use crate::store::{self, Lookup};
 
 const MAX_RESOURCE_LEN: usize = 1024;
+/// Flat colours and sharp edges: a high quality costs few bytes.
+const PLACEHOLDER_QUALITY: u8 = 92;
 
 /// Stores `image` as the avatar of `resource` (for example `users,42`) and
 /// returns its public id, which stays the same when the image is replaced.
@@ -29,6 +31,28 @@ fn avatar_set(resource: Option<&str>, image: Option<&[u8]>) -> pgrx::Uuid {
         .normalise(image, guc::max_size())
         .unwrap_or_else(|e| raise(e, F));
     store::save(resource, &avatar)
+}
+
+/// A generated avatar for `seed` (a name, a resource, an address digest):
+/// `kind` is a Libravatar default (`mm`/`mp`, `identicon`, `retro`,
+/// `monsterid`, `robohash`, `pagan`, `blank`). JPEG, or PNG for `blank`,
+/// of `avatar_size(size)` pixels square. The same arguments always give
+/// the same bytes: the quality is fixed, not `pg_avatar.jpeg_quality`, so
+/// the function is honestly immutable.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn avatar_default(kind: &str, seed: &str, size: i32) -> Vec<u8> {
+    const F: &str = "avatar_default";
+    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, F));
+    let Some(placeholder) = Placeholder::from_libravatar(kind) else {
+        invalid(
+            format!("{kind:?} is not a kind of default avatar"),
+            "Use mm, mp, identicon, retro, monsterid, robohash, pagan or blank.",
+            F,
+        );
+    };
+    placeholder
+        .render(seed, side, PLACEHOLDER_QUALITY)
+        .unwrap_or_else(|e| raise(e, F))
 }
 
 /// The avatar `id` as a JPEG of exactly `avatar_size(size)` pixels square,

@@ -269,7 +269,7 @@ mod tests {
     }
 
     /// Volatility, strictness, parallel safety, SECURITY DEFINER and a pinned
-    /// search_path (all but the pure size rule), as the catalog records them:
+    /// search_path (all but the two pure functions), as the catalog records them:
     /// (signature, provolatile, proisstrict, proparallel, prosecdef).
     #[pg_test]
     fn functions_are_marked_honestly() {
@@ -284,6 +284,26 @@ mod tests {
             ("avatar.avatar_notify_change()", "v", false, "u", false),
             ("avatar.avatar_owner_deleted()", "v", false, "u", true),
             ("avatar.attach(regclass,name[])", "v", true, "u", false),
+            (
+                "avatar.avatar_default(text,text,integer)",
+                "i",
+                true,
+                "s",
+                false,
+            ),
+            ("avatar.avatar_set_email(text,text)", "v", true, "u", true),
+            ("avatar.avatar_unset_email(text,text)", "v", true, "u", true),
+            ("avatar.avatar_by_digest(text)", "s", true, "s", true),
+            ("avatar.avatar_disable(text)", "v", true, "u", true),
+            ("avatar.avatar_enable(text)", "v", true, "u", true),
+            ("avatar.avatar_wipe(text)", "v", true, "u", true),
+            (
+                "avatar.avatar_get_or_default(text,integer,text)",
+                "v",
+                true,
+                "u",
+                true,
+            ),
         ];
         let functions = one::<i64>(
             "SELECT count(*) FROM pg_proc WHERE pronamespace = 'avatar'::regnamespace",
@@ -319,7 +339,9 @@ mod tests {
                 (volatile, strict, parallel, definer),
                 "{signature}"
             );
-            if !signature.starts_with("avatar.avatar_size") {
+            // The two pure functions touch no table; every other one pins it.
+            let pure = ["avatar.avatar_size", "avatar.avatar_default"];
+            if !pure.iter().any(|p| signature.starts_with(p)) {
                 assert_eq!(
                     row.4, "search_path=pg_catalog, pg_temp",
                     "{signature} pins search_path"
@@ -362,7 +384,7 @@ mod tests {
     }
 
     #[pg_test]
-    fn both_tables_are_dumped() {
+    fn every_table_is_dumped() {
         let dumped: Vec<String> = Spi::connect(|c| {
             c.select(
                 "SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'pg_avatar' ORDER BY 1",
@@ -373,6 +395,13 @@ mod tests {
             .collect::<Result<_, _>>()
         })
         .unwrap();
-        assert_eq!(dumped, ["avatar.avatar", "avatar.avatar_cache"]);
+        assert_eq!(
+            dumped,
+            [
+                "avatar.avatar",
+                "avatar.avatar_cache",
+                "avatar.avatar_email"
+            ]
+        );
     }
 }

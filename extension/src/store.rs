@@ -40,13 +40,13 @@ const LOOKUP: Statement = Statement {
       FROM avatar.avatar a
       LEFT JOIN avatar.avatar_cache c
              ON c.avatar_id = a.id AND c.size = $2 AND c.sha1 = a.sha1
-     WHERE a.id = $1",
+     WHERE a.id = $1 AND a.disabled_at IS NULL",
     args: &[UUID, INT4],
     mutating: false,
 };
 
 const MASTER: Statement = Statement {
-    sql: "SELECT image FROM avatar.avatar WHERE id = $1",
+    sql: "SELECT image FROM avatar.avatar WHERE id = $1 AND disabled_at IS NULL",
     args: &[UUID],
     mutating: false,
 };
