@@ -41,3 +41,51 @@ define_sql_function! {
     #[sql_name = "avatar.avatar_delete"]
     fn avatar_delete(resource: Text) -> diesel::sql_types::Bool;
 }
+
+define_sql_function! {
+    /// A generated avatar (`mm`, `identicon`, `retro`, `blank`, …) for a seed.
+    #[sql_name = "avatar.avatar_default"]
+    fn avatar_default(kind: Text, seed: Text, size: Integer) -> Bytea;
+}
+
+define_sql_function! {
+    /// The avatar of `resource`, or a generated one of `kind` for it.
+    #[sql_name = "avatar.avatar_get_or_default"]
+    fn avatar_get_or_default(resource: Text, size: Integer, kind: Text) -> Bytea;
+}
+
+define_sql_function! {
+    /// Lets the Libravatar route find `resource`'s avatar by an address.
+    #[sql_name = "avatar.avatar_set_email"]
+    fn avatar_set_email(resource: Text, email: Text);
+}
+
+define_sql_function! {
+    /// Forgets one of `resource`'s addresses; true if it had it.
+    #[sql_name = "avatar.avatar_unset_email"]
+    fn avatar_unset_email(resource: Text, email: Text) -> diesel::sql_types::Bool;
+}
+
+define_sql_function! {
+    /// The avatar an address digest (MD5 or SHA-256 hex) points to, or NULL.
+    #[sql_name = "avatar.avatar_by_digest"]
+    fn avatar_by_digest(digest: Text) -> Nullable<Uuid>;
+}
+
+define_sql_function! {
+    /// Stops serving `resource`'s avatar but keeps it; true if it was served.
+    #[sql_name = "avatar.avatar_disable"]
+    fn avatar_disable(resource: Text) -> diesel::sql_types::Bool;
+}
+
+define_sql_function! {
+    /// Serves a disabled avatar again, with the same id; true if it was disabled.
+    #[sql_name = "avatar.avatar_enable"]
+    fn avatar_enable(resource: Text) -> diesel::sql_types::Bool;
+}
+
+define_sql_function! {
+    /// Deletes `resource`'s image, cache and addresses for good.
+    #[sql_name = "avatar.avatar_wipe"]
+    fn avatar_wipe(resource: Text) -> diesel::sql_types::Bool;
+}

@@ -17,13 +17,18 @@
 //! - [`Avatar`], the mixin, and its derive;
 //! - [`functions`], the extension's SQL functions for the query builder;
 //! - [`urls`], public URLs whose database segment is a keyed hash;
-//! - `http` (feature `http`), the axum route that serves those URLs.
+//! - [`libravatar`], the Libravatar protocol's request rules;
+//! - [`changes`], a subscription to avatar changes;
+//! - `http` (feature `http`), the axum route that serves those URLs, and
+//!   optionally a Libravatar-compatible one.
 
 // Lets the derive's `diesel_avatar::` paths resolve inside this crate too.
 extern crate self as diesel_avatar;
 
+pub mod changes;
 mod error;
 pub mod functions;
+pub mod libravatar;
 mod model;
 pub mod urls;
 

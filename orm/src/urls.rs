@@ -33,6 +33,8 @@ const DATABASE_KEY_LEN: usize = 22;
 pub enum UrlError {
     Base(String),
     ShortSecret,
+    /// The Libravatar route names a database that is not configured.
+    UnknownDatabase,
 }
 
 impl std::fmt::Display for UrlError {
@@ -41,6 +43,12 @@ impl std::fmt::Display for UrlError {
             UrlError::Base(why) => write!(f, "invalid base URL: {why}"),
             UrlError::ShortSecret => {
                 write!(f, "the URL secret must be at least {MIN_SECRET_LEN} bytes")
+            }
+            UrlError::UnknownDatabase => {
+                write!(
+                    f,
+                    "the Libravatar route's database is not among those configured"
+                )
             }
         }
     }

@@ -33,7 +33,7 @@ enum Command {
 /// Which databases, from a config file and/or flags.
 #[derive(Args)]
 struct Databases {
-    /// A TOML file: `listen`, `public_url`, `max_age_secs`, `pool_size`, `cache_mib`, and [[databases]] with `name`, `url`, `secret`.
+    /// A TOML file: `listen`, `public_url`, `max_age_secs`, `pool_size`, `cache_mib`, `[libravatar]`, and [[databases]] with `name`, `url`, `secret`.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// A database as NAME=CONNECTION_URL; repeatable. Uses --secret.
@@ -98,8 +98,19 @@ struct Config {
     pool_size: Option<u32>,
     /// Memory for served JPEGs per database, in MiB (0 turns the cache off).
     cache_mib: Option<usize>,
+    /// Serve `/avatar/{digest}` by the Libravatar API from this database.
+    libravatar: Option<LibravatarConfig>,
     #[serde(default)]
     databases: Vec<DatabaseConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LibravatarConfig {
+    database: String,
+    max_size: Option<u32>,
+    #[serde(default)]
+    allowed_default_hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +202,14 @@ fn serve_command(serve: Serve) -> Fallible<ExitCode> {
     }
     if let Some(mib) = config.cache_mib {
         options.cache_bytes = mib << 20;
+    }
+    if let Some(libravatar) = &config.libravatar {
+        let defaults = http::Libravatar::default();
+        options.libravatar = Some(http::Libravatar {
+            database: libravatar.database.clone(),
+            max_size: libravatar.max_size.unwrap_or(defaults.max_size),
+            allowed_default_hosts: libravatar.allowed_default_hosts.clone(),
+        });
     }
     let count = databases.len();
     let mut app = http::router(databases, options)?;

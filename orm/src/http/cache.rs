@@ -16,8 +16,7 @@ use diesel::{Connection, RunQueryDsl};
 use lru::LruCache;
 use uuid::Uuid;
 
-/// The channel pg_avatar notifies on every set, delete and wipe.
-pub const CHANNEL: &str = "avatar_changed";
+use crate::changes::{Change, CHANNEL};
 
 #[derive(Clone)]
 pub struct Entry {
@@ -205,8 +204,8 @@ fn listen(url: &str, cache: &Cache) -> Stopped {
                 return Stopped::Lost;
             };
             any = true;
-            match changed_id(&notification.payload) {
-                Some(id) => cache.evict(id),
+            match Change::parse(&notification.payload) {
+                Some(change) => cache.evict(change.id),
                 // Not ours to interpret: forget everything rather than guess.
                 None => cache.reset(true),
             }
@@ -220,12 +219,6 @@ fn listen(url: &str, cache: &Cache) -> Stopped {
             idle = Duration::ZERO;
         }
     }
-}
-
-/// The avatar id in a notification's JSON payload.
-fn changed_id(payload: &str) -> Option<Uuid> {
-    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
-    value.get("id")?.as_str()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -297,18 +290,5 @@ mod tests {
         assert!(cache.get(ids[4], 64).is_some());
         cache.put(cache.epoch(), id(9), 64, entry(101));
         assert!(cache.lock().bytes <= 100);
-    }
-
-    #[test]
-    fn payloads() {
-        let id = id(7);
-        assert_eq!(
-            changed_id(&format!(
-                r#"{{"id":"{id}","resource":"users,1","sha1":null}}"#
-            )),
-            Some(id)
-        );
-        assert_eq!(changed_id("not json"), None);
-        assert_eq!(changed_id(r#"{"id":42}"#), None);
     }
 }

@@ -9,9 +9,11 @@
 
 mod cache;
 mod etag;
+mod libravatar;
 mod server;
 mod store;
 
+pub use libravatar::Libravatar;
 pub use server::{serve, Limits};
 
 use std::collections::HashMap;
@@ -28,6 +30,7 @@ use axum::Router;
 use crate::urls::{self, RequestError};
 use cache::{Cache, Entry};
 use store::{Fetched, Pool};
+use uuid::Uuid;
 
 /// One database the route serves avatars from.
 #[derive(Clone)]
@@ -58,6 +61,8 @@ pub struct Options {
     /// no query. Entries are evicted by pg_avatar's `avatar_changed`
     /// notifications, within about 50 ms of a commit. 0 turns it off.
     pub cache_bytes: usize,
+    /// Also serve `GET /avatar/{md5 or sha256}` by the Libravatar API.
+    pub libravatar: Option<Libravatar>,
 }
 
 impl Default for Options {
@@ -67,6 +72,7 @@ impl Default for Options {
             pool_size: 8,
             connect_timeout: Duration::from_secs(2),
             cache_bytes: 64 << 20,
+            libravatar: None,
         }
     }
 }
@@ -89,14 +95,23 @@ struct Backend {
 /// starts (and answers 503) while a database is down.
 pub fn router(databases: Vec<Database>, options: Options) -> Result<Router, urls::UrlError> {
     let mut backends = HashMap::new();
+    let mut libravatar_key = None;
     for db in databases {
         if db.secret.len() < urls::MIN_SECRET_LEN {
             return Err(urls::UrlError::ShortSecret);
         }
         let cache = Arc::new(Cache::new(options.cache_bytes));
         cache::spawn_listener(db.url.clone(), cache.clone());
+        let key = urls::database_key(&db.name, &db.secret);
+        if options
+            .libravatar
+            .as_ref()
+            .is_some_and(|l| l.database == db.name)
+        {
+            libravatar_key = Some(key.clone());
+        }
         backends.insert(
-            urls::database_key(&db.name, &db.secret),
+            key,
             Backend {
                 pool: store::pool(&db.url, &options),
                 cache,
@@ -110,9 +125,19 @@ pub fn router(databases: Vec<Database>, options: Options) -> Result<Router, urls
         backends,
         cache_control,
     });
-    Ok(Router::new()
+    let mut router = Router::new()
         .route("/avatar/{db}/{id}", get(handle))
-        .with_state(service))
+        .with_state(service.clone());
+    if let Some(options) = options.libravatar {
+        let key = libravatar_key.ok_or(urls::UrlError::UnknownDatabase)?;
+        let provider = Arc::new(libravatar::Provider::new(service, key, options));
+        router = router.merge(
+            Router::new()
+                .route("/avatar/{digest}", get(libravatar::handle))
+                .with_state(provider),
+        );
+    }
+    Ok(router)
 }
 
 async fn handle(
@@ -132,55 +157,82 @@ async fn handle(
     let Some(backend) = service.backends.get(&path.database_key) else {
         return not_found();
     };
+    let version = query.get("v").map(String::as_str);
+    serve_avatar(
+        &service,
+        backend,
+        &path.database_key,
+        path.id,
+        size,
+        &headers,
+        version,
+    )
+    .await
+    .unwrap_or_else(not_found)
+}
+
+/// The avatar `id` at `size` from memory or the database, or `None` if
+/// there is no such avatar (being served).
+async fn serve_avatar(
+    service: &Service,
+    backend: &Backend,
+    database_key: &str,
+    id: Uuid,
+    size: u32,
+    headers: &HeaderMap,
+    version: Option<&str>,
+) -> Option<Response> {
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
 
-    if let Some(hit) = backend.cache.get(path.id, size) {
+    if let Some(hit) = backend.cache.get(id, size) {
         let fresh = if_none_match
             .as_deref()
             .is_some_and(|tags| etag::matches(tags, &hit.sha1, size));
-        return if fresh {
-            answer(
-                &service,
-                &query,
-                size,
-                StatusCode::NOT_MODIFIED,
-                &hit.sha1,
-                None,
-            )
+        let (status, body) = if fresh {
+            (StatusCode::NOT_MODIFIED, None)
         } else {
-            answer(
-                &service,
-                &query,
-                size,
-                StatusCode::OK,
-                &hit.sha1,
-                Some(hit.jpeg),
-            )
+            (StatusCode::OK, Some(hit.jpeg))
         };
+        return Some(answer(service, version, size, status, &hit.sha1, body));
     }
 
     let epoch = backend.cache.epoch();
     let pool = backend.pool.clone();
     let fetched = tokio::task::spawn_blocking(move || {
-        store::fetch(&pool, path.id, size, if_none_match.as_deref())
+        store::fetch(&pool, id, size, if_none_match.as_deref())
     })
     .await;
     let (status, sha1, body) = match fetched {
-        Ok(Ok(Fetched::Missing)) => return not_found(),
+        Ok(Ok(Fetched::Missing)) => return None,
         Ok(Ok(Fetched::NotModified { sha1 })) => (StatusCode::NOT_MODIFIED, sha1, None),
         Ok(Ok(Fetched::Image { sha1, jpeg })) => {
             let entry = Entry {
                 sha1: sha1.as_str().into(),
                 jpeg: Bytes::from(jpeg),
             };
-            backend.cache.put(epoch, path.id, size, entry.clone());
+            backend.cache.put(epoch, id, size, entry.clone());
             (StatusCode::OK, sha1, Some(entry.jpeg))
         }
-        Ok(Err(store::FetchError::Unavailable)) => {
-            tracing::warn!(database = %path.database_key, "database unavailable");
+        Ok(Err(e)) => return Some(failed(database_key, e)),
+        Err(join) => {
+            tracing::error!(error = %join, "avatar worker panicked");
+            return Some(plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".into(),
+            ));
+        }
+    };
+    Some(answer(service, version, size, status, &sha1, body))
+}
+
+/// 503 while the database is unreachable, 500 for anything else.
+fn failed(database_key: &str, error: store::FetchError) -> Response {
+    match error {
+        store::FetchError::Unavailable => {
+            tracing::warn!(database = %database_key, "database unavailable");
             let mut response = plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database unavailable, try again shortly".into(),
@@ -188,30 +240,24 @@ async fn handle(
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return response;
+            response
         }
-        Ok(Err(store::FetchError::Failed(e))) => {
-            tracing::error!(database = %path.database_key, error = %e, "avatar query failed");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
+        store::FetchError::Failed(e) => {
+            tracing::error!(database = %database_key, error = %e, "avatar query failed");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
         }
-        Err(join) => {
-            tracing::error!(error = %join, "avatar worker panicked");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into());
-        }
-    };
-
-    answer(&service, &query, size, status, &sha1, body)
+    }
 }
 
 fn answer(
     service: &Service,
-    query: &HashMap<String, String>,
+    version: Option<&str>,
     size: u32,
     status: StatusCode,
     sha1: &str,
     body: Option<Bytes>,
 ) -> Response {
-    let current = query.get("v").is_some_and(|v| v == urls::version(sha1));
+    let current = version.is_some_and(|v| v == urls::version(sha1));
     let mut response = match body {
         Some(jpeg) => (status, jpeg).into_response(),
         None => status.into_response(),

@@ -7,7 +7,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
 use super::{etag, Options};
-use crate::functions::{avatar_get, avatar_sha1};
+use crate::functions::{avatar_by_digest, avatar_default, avatar_get, avatar_sha1};
 
 pub type Pool = R2d2Pool<ConnectionManager<PgConnection>>;
 
@@ -76,6 +76,35 @@ fn fetch_once(
         (Some(sha1), Some(jpeg)) => Fetched::Image { sha1, jpeg },
         _ => Fetched::Missing,
     })
+}
+
+/// The avatar an address digest points to, retrying once like [`fetch`].
+pub fn by_digest(pool: &Pool, digest: &str) -> Result<Option<Uuid>, FetchError> {
+    let once = || -> Result<Option<Uuid>, FetchError> {
+        let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+        diesel::select(avatar_by_digest(digest))
+            .get_result(&mut conn)
+            .map_err(classify)
+    };
+    match once() {
+        Err(FetchError::Unavailable) => once(),
+        other => other,
+    }
+}
+
+/// A generated default from the extension, so SQL users and the route
+/// draw the same image.
+pub fn generated(pool: &Pool, kind: &str, seed: &str, size: u32) -> Result<Vec<u8>, FetchError> {
+    let once = || -> Result<Vec<u8>, FetchError> {
+        let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+        diesel::select(avatar_default(kind, seed, size as i32))
+            .get_result(&mut conn)
+            .map_err(classify)
+    };
+    match once() {
+        Err(FetchError::Unavailable) => once(),
+        other => other,
+    }
 }
 
 fn classify(e: DieselError) -> FetchError {

@@ -1,0 +1,185 @@
+//! `GET /avatar/{digest}`: the Libravatar API over one database's avatars,
+//! so a deployment can be a federated Libravatar provider. The protocol's
+//! rules are in [`crate::libravatar`]; this is their HTTP glue.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use lru::LruCache;
+use std::collections::HashMap;
+
+use super::{common_headers, failed, not_found, serve_avatar, store, Service};
+use crate::libravatar::{self, Fallback};
+
+/// Turns the Libravatar route on (it is off unless configured).
+#[derive(Debug, Clone)]
+pub struct Libravatar {
+    /// Which configured database's avatars it serves, by name.
+    pub database: String,
+    /// Larger `s` values are clamped to this.
+    pub max_size: u32,
+    /// Hosts a `d=<url>` default may redirect to; any other URL is ignored.
+    pub allowed_default_hosts: Vec<String>,
+}
+
+impl Default for Libravatar {
+    fn default() -> Self {
+        Libravatar {
+            database: String::new(),
+            max_size: 512,
+            allowed_default_hosts: Vec::new(),
+        }
+    }
+}
+
+/// Generated defaults never change for the same (kind, seed, size), so
+/// they are kept without any invalidation, up to this many.
+const GENERATED_KEPT: usize = 4096;
+
+pub(super) struct Provider {
+    pub service: Arc<Service>,
+    pub database_key: String,
+    pub options: Libravatar,
+    generated: Mutex<LruCache<(&'static str, String, u32), Bytes>>,
+}
+
+impl Provider {
+    pub fn new(service: Arc<Service>, database_key: String, options: Libravatar) -> Provider {
+        Provider {
+            service,
+            database_key,
+            options,
+            generated: Mutex::new(LruCache::new(
+                NonZeroUsize::new(GENERATED_KEPT).expect("not zero"),
+            )),
+        }
+    }
+}
+
+pub(super) async fn handle(
+    State(state): State<Arc<Provider>>,
+    Path(segment): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let param = |short: &str, long: &str| query.get(short).or(query.get(long)).map(String::as_str);
+    let size = libravatar::size(param("s", "size"), state.options.max_size);
+    let digest = libravatar::digest(&segment);
+    let backend = &state.service.backends[&state.database_key];
+
+    if let (Some(digest), false) = (&digest, libravatar::forced(param("f", "forcedefault"))) {
+        let pool = backend.pool.clone();
+        let wanted = digest.clone();
+        match tokio::task::spawn_blocking(move || store::by_digest(&pool, &wanted)).await {
+            Ok(Ok(Some(id))) => {
+                let served = serve_avatar(
+                    &state.service,
+                    backend,
+                    &state.database_key,
+                    id,
+                    size,
+                    &headers,
+                    None,
+                )
+                .await;
+                if let Some(response) = served {
+                    return response;
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => return failed(&state.database_key, e),
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
+
+    match libravatar::fallback(param("d", "default"), &state.options.allowed_default_hosts) {
+        Fallback::NotFound => not_found(),
+        Fallback::Redirect(url) => {
+            let mut response = StatusCode::FOUND.into_response();
+            let h = response.headers_mut();
+            common_headers(h);
+            h.insert(
+                header::LOCATION,
+                HeaderValue::try_from(url).expect("a parsed URL is a valid header"),
+            );
+            h.insert(header::CACHE_CONTROL, state.service.cache_control.clone());
+            response
+        }
+        Fallback::Generated(kind) => {
+            generated(&state, kind, digest.unwrap_or_default(), size, &headers).await
+        }
+    }
+}
+
+async fn generated(
+    state: &Provider,
+    kind: &'static str,
+    seed: String,
+    size: u32,
+    headers: &HeaderMap,
+) -> Response {
+    let etag = HeaderValue::try_from(format!("\"{kind}-{seed}-{size}\""))
+        .expect("hex digits are a valid header value");
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|tags| {
+        tags.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii() == etag.as_bytes())
+    }) {
+        return with_headers(StatusCode::NOT_MODIFIED.into_response(), state, kind, etag);
+    }
+    let key = (kind, seed.clone(), size);
+    let kept = state
+        .generated
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .cloned();
+    let bytes = match kept {
+        Some(bytes) => bytes,
+        None => {
+            let pool = state.service.backends[&state.database_key].pool.clone();
+            let made =
+                tokio::task::spawn_blocking(move || store::generated(&pool, kind, &seed, size))
+                    .await;
+            match made {
+                Ok(Ok(bytes)) => {
+                    let bytes = Bytes::from(bytes);
+                    state
+                        .generated
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .put(key, bytes.clone());
+                    bytes
+                }
+                Ok(Err(e)) => return failed(&state.database_key, e),
+                Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        }
+    };
+    with_headers((StatusCode::OK, bytes).into_response(), state, kind, etag)
+}
+
+fn with_headers(
+    mut response: Response,
+    state: &Provider,
+    kind: &str,
+    etag: HeaderValue,
+) -> Response {
+    let h = response.headers_mut();
+    common_headers(h);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if kind == "blank" {
+            "image/png"
+        } else {
+            "image/jpeg"
+        }),
+    );
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, state.service.cache_control.clone());
+    response
+}

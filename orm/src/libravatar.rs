@@ -1,0 +1,166 @@
+//! The Libravatar protocol's request rules, apart from any HTTP: which
+//! address digest, what size, and what to answer when there is no avatar.
+//! <https://wiki.libravatar.org/api/>
+
+/// What Libravatar clients get without `s`.
+pub const DEFAULT_SIZE: u32 = 80;
+
+/// Default answers, from `d`/`default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// `d=404`: a plain 404.
+    NotFound,
+    /// A generated image: the extension's `avatar_default` kind.
+    Generated(&'static str),
+    /// `d=<url>` whose host is allowed: a redirect there.
+    Redirect(String),
+}
+
+/// The address digest in the path, lower-cased: 32 hex digits (MD5) or 64
+/// (SHA-256). Anything else names no avatar.
+pub fn digest(segment: &str) -> Option<String> {
+    let hex = segment.to_ascii_lowercase();
+    (matches!(hex.len(), 32 | 64) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// `s`/`size`, leniently as the protocol asks: missing, empty, zero,
+/// negative or not an integer is the default; too large is the maximum.
+pub fn size(value: Option<&str>, max: u32) -> u32 {
+    match value.map(str::trim).and_then(|v| v.parse::<i64>().ok()) {
+        Some(s) if s >= 1 => s.min(i64::from(max)) as u32,
+        _ => DEFAULT_SIZE.min(max),
+    }
+}
+
+/// `f=y` / `forcedefault=y`.
+pub fn forced(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.eq_ignore_ascii_case("y"))
+}
+
+/// `d`/`default`. A URL is followed only to an allowed host, so the route
+/// cannot be made an open redirect; any other URL, and anything unknown,
+/// gets the silhouette.
+pub fn fallback(value: Option<&str>, allowed_hosts: &[String]) -> Fallback {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Fallback::Generated("mm");
+    };
+    if value == "404" {
+        return Fallback::NotFound;
+    }
+    if let Some(kind) = [
+        "mm",
+        "mp",
+        "identicon",
+        "retro",
+        "monsterid",
+        "robohash",
+        "pagan",
+        "blank",
+    ]
+    .into_iter()
+    .find(|k| *k == value)
+    {
+        return Fallback::Generated(kind);
+    }
+    match url::Url::parse(value) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.username().is_empty()
+                && url.password().is_none()
+                && url.host_str().is_some_and(|host| {
+                    allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(host))
+                }) =>
+        {
+            Fallback::Redirect(url.into())
+        }
+        _ => Fallback::Generated("mm"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_lenient() {
+        for (value, expected) in [
+            (None, 80),
+            (Some(""), 80),
+            (Some("0"), 80),
+            (Some("-3"), 80),
+            (Some("abc"), 80),
+            (Some("1.5"), 80),
+            (Some("64"), 64),
+            (Some(" 64 "), 64),
+            (Some("1"), 1),
+            (Some("512"), 512),
+            (Some("513"), 512),
+            (Some("99999999999999999999999"), 80),
+        ] {
+            assert_eq!(size(value, 512), expected, "{value:?}");
+        }
+        assert_eq!(size(Some("300"), 200), 200, "the maximum is configurable");
+    }
+
+    #[test]
+    fn digests() {
+        let md5 = "0bc83cb571cd1c50ba6f3e8a78ef1346";
+        assert_eq!(digest(md5).as_deref(), Some(md5));
+        assert_eq!(digest(&md5.to_uppercase()).as_deref(), Some(md5));
+        assert_eq!(
+            digest(&"a".repeat(64)).as_deref(),
+            Some("a".repeat(64).as_str())
+        );
+        for bad in ["", "xyz", &"g".repeat(32), &"a".repeat(33), &"a".repeat(40)] {
+            assert_eq!(digest(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_the_redirect_allow_list() {
+        let allowed = vec!["img.example.org".to_string()];
+        assert_eq!(fallback(None, &allowed), Fallback::Generated("mm"));
+        assert_eq!(fallback(Some("404"), &allowed), Fallback::NotFound);
+        for kind in [
+            "mm",
+            "mp",
+            "identicon",
+            "retro",
+            "monsterid",
+            "robohash",
+            "pagan",
+            "blank",
+        ] {
+            assert_eq!(fallback(Some(kind), &allowed), Fallback::Generated(kind));
+        }
+        assert_eq!(
+            fallback(Some("https://IMG.example.org/a.png"), &allowed),
+            Fallback::Redirect("https://img.example.org/a.png".into())
+        );
+        for ignored in [
+            "https://evil.example/a.png",
+            "https://img.example.org.evil.example/",
+            "https://user@img.example.org/",
+            "javascript:alert(1)",
+            "//img.example.org/a.png",
+            "ftp://img.example.org/a.png",
+            "nonsense",
+        ] {
+            assert_eq!(
+                fallback(Some(ignored), &allowed),
+                Fallback::Generated("mm"),
+                "{ignored}"
+            );
+        }
+        assert_eq!(
+            fallback(Some("https://img.example.org/"), &[]),
+            Fallback::Generated("mm")
+        );
+    }
+
+    #[test]
+    fn forcing() {
+        assert!(forced(Some("y")) && forced(Some("Y")));
+        assert!(!forced(None) && !forced(Some("n")) && !forced(Some("")));
+    }
+}
