@@ -10,7 +10,7 @@ PGRX_VERSION=0.18.0
 PACKAGES=(
     build-essential pkg-config sudo ca-certificates
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" libclang-dev
-    python3 python3-psycopg chromium
+    python3 python3-psycopg python3-venv chromium
 )
 # Only ./run.sh bench needs these: the baselines it measures against.
 BENCH_PACKAGES=(python3-pil python3-venv libvips42 wrk nginx-light)
@@ -137,12 +137,16 @@ gallery_start() {
     "$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$admin" <<'SQL'
 DROP ROLE IF EXISTS avatar_web;
 CREATE ROLE avatar_web LOGIN;
-GRANT EXECUTE ON FUNCTION avatar.avatar_get(uuid, integer), avatar.avatar_sha1(uuid) TO avatar_web;
+GRANT EXECUTE ON FUNCTION avatar.avatar_get(uuid, integer), avatar.avatar_sha1(uuid),
+    avatar.avatar_by_digest(text) TO avatar_web;
 SQL
     "$bin" import "$dir/uploads" --database-url "$admin" || true  # users,5 is broken on purpose
     cat >"$dir/server.toml" <<TOML
 listen = "127.0.0.1:$web_port"
 public_url = "http://127.0.0.1:$web_port"
+
+[libravatar]
+database = "$db"
 
 [[databases]]
 name = "$db"
@@ -179,6 +183,7 @@ HTML
     } >"$dir/index.html"
     "$bin" serve --config "$dir/server.toml" --index "$dir/index.html" 2>"$dir/server.log" &
     GALLERY_PID=$!
+    GALLERY_PORT=$web_port
     GALLERY_URL="http://127.0.0.1:$web_port/"
     local tries
     for tries in $(seq 50); do

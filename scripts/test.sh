@@ -56,6 +56,15 @@ cargo run --quiet -p avatar-pipeline --features samples --example samples -- "$g
 "$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$PG_AVATAR_TEST_CONNINFO dbname=gallery" -c "CREATE EXTENSION pg_avatar"
 gallery_start "$port" gallery target/debug/pg-avatar "$gallery"
 gallery_check_in_browser "$gallery" || die "the gallery did not render every avatar at its size: see $gallery/"
+
+step "a stock Libravatar client (pyLibravatar) federated to the route through DNS SRV"
+if [ ! -x target/py/bin/python ]; then
+    /usr/bin/python3 -m venv --system-site-packages target/py
+fi
+target/py/bin/python -c 'import libravatar, dnslib' 2>/dev/null ||
+    target/py/bin/pip install -q 'pyLibravatar==2.0.2' 'dnslib==0.9.26'
+LIBRAVATAR_PORT=$GALLERY_PORT LIBRAVATAR_DSN="$PG_AVATAR_TEST_CONNINFO dbname=gallery" \
+    target/py/bin/python tests/python/test_libravatar.py
 gallery_stop
 
 assert_no_crash "$test_dir"

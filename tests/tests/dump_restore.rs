@@ -34,6 +34,8 @@ fn populated() -> (TestDb, Uuid) {
     let mut c = db.connect();
     let id = set(&mut c, "users,1", &png(300, 200)).unwrap();
     set(&mut c, "users,2", &jpeg(64, 64)).unwrap();
+    c.execute("SELECT avatar.avatar_set_email('users,1', 'ada@example.org')", &[])
+        .unwrap();
     for size in [32, 64, 128] {
         get(&mut c, id, size).unwrap();
     }
@@ -59,6 +61,16 @@ fn assert_same(source: &TestDb, restored: &TestDb, id: Uuid) {
         before == after,
         "every avatar and cache row comes back byte for byte"
     );
+    let emails = |c: &mut Client| -> Vec<String> {
+        c.query("SELECT t::text FROM avatar.avatar_email t ORDER BY 1", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    let source_emails = emails(&mut source.connect());
+    assert_eq!(source_emails.len(), 1);
+    assert_eq!(emails(&mut c), source_emails, "address digests too");
     // And the restored cache is live: a hit returns the stored bytes.
     let cached = before.1.iter().find(|row| row.1 == 64).unwrap().3.clone();
     assert_eq!(get(&mut c, id, 64).unwrap().unwrap(), cached);

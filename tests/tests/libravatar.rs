@@ -1,0 +1,226 @@
+//! The Libravatar-compatible route, parameter by parameter, against what
+//! the protocol (https://wiki.libravatar.org/api/) asks.
+
+use diesel_avatar::http::{Libravatar, Options};
+use pg_avatar_tests::route::{database, get, header, Server};
+use pg_avatar_tests::*;
+
+struct Fixture {
+    _db: TestDb,
+    server: Server,
+    md5: String,
+    sha256: String,
+    unknown: String,
+    avatar_64: Vec<u8>,
+    c: Client,
+}
+
+fn fixture(label: &str) -> Fixture {
+    let db = TestDb::new(label);
+    let mut c = db.connect();
+    let id = set(&mut c, "users,1", &png(300, 200)).unwrap();
+    c.execute(
+        "SELECT avatar.avatar_set_email('users,1', 'ada@example.org')",
+        &[],
+    )
+    .unwrap();
+    let row = c
+        .query_one(
+            "SELECT md5('ada@example.org'), encode(sha256('ada@example.org'), 'hex'), md5('nobody@example.org')",
+            &[],
+        )
+        .unwrap();
+    let avatar_64 = get_sql(&mut c, id, 64);
+    let server = Server::start(
+        vec![database(&db, db.conninfo())],
+        Options {
+            libravatar: Some(Libravatar {
+                database: db.name.clone(),
+                allowed_default_hosts: vec!["img.example.org".into()],
+                ..Libravatar::default()
+            }),
+            ..Options::default()
+        },
+    );
+    Fixture {
+        _db: db,
+        server,
+        md5: row.get(0),
+        sha256: row.get(1),
+        unknown: row.get(2),
+        avatar_64,
+        c,
+    }
+}
+
+fn get_sql(c: &mut Client, id: Uuid, size: i32) -> Vec<u8> {
+    pg_avatar_tests::get(c, id, size).unwrap().unwrap()
+}
+
+fn generated(c: &mut Client, kind: &str, seed: &str, size: i32) -> Vec<u8> {
+    c.query_one(
+        "SELECT avatar.avatar_default($1, $2, $3)",
+        &[&kind, &seed, &size],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn side(bytes: &[u8]) -> u32 {
+    let image = image::load_from_memory(bytes).unwrap();
+    assert_eq!(image.width(), image.height());
+    image.width()
+}
+
+#[derive(Debug)]
+enum Want {
+    /// The stored avatar at this side.
+    Avatar(u32),
+    /// A generated default of this kind and side.
+    Generated(&'static str, u32),
+    NotFound,
+    Redirect(&'static str),
+}
+
+#[test]
+fn every_parameter_behaves_as_the_protocol_says() {
+    let mut f = fixture("libravatar");
+    let (md5, sha256, unknown) = (f.md5.clone(), f.sha256.clone(), f.unknown.clone());
+    let upper = md5.to_uppercase();
+    let allowed = "https%3A%2F%2Fimg.example.org%2Fa.png";
+    let evil = "https%3A%2F%2Fevil.example%2Fa.png";
+    let cases: Vec<(&str, String, Want)> = vec![
+        (&md5, String::new(), Want::Avatar(80)),
+        (&md5, "s=64".into(), Want::Avatar(64)),
+        (&md5, "size=64".into(), Want::Avatar(64)),
+        (&md5, "s=0".into(), Want::Avatar(80)),
+        (&md5, "s=".into(), Want::Avatar(80)),
+        (&md5, "s=abc".into(), Want::Avatar(80)),
+        (&md5, "s=-5".into(), Want::Avatar(80)),
+        (&md5, "s=100000".into(), Want::Avatar(512)),
+        (&sha256, "s=32".into(), Want::Avatar(32)),
+        (&upper, String::new(), Want::Avatar(80)),
+        (&md5, "d=404".into(), Want::Avatar(80)),
+        (&md5, format!("d={allowed}"), Want::Avatar(80)),
+        (&md5, "d=404&f=y".into(), Want::NotFound),
+        (&md5, "d=404&forcedefault=y".into(), Want::NotFound),
+        (&md5, "f=y".into(), Want::Generated("mm", 80)),
+        (
+            &md5,
+            "d=identicon&f=y&s=40".into(),
+            Want::Generated("identicon", 40),
+        ),
+        (&unknown, String::new(), Want::Generated("mm", 80)),
+        (&unknown, "d=404".into(), Want::NotFound),
+        (&unknown, "default=404".into(), Want::NotFound),
+        (&unknown, "d=mm".into(), Want::Generated("mm", 80)),
+        (&unknown, "d=mp".into(), Want::Generated("mp", 80)),
+        (
+            &unknown,
+            "d=identicon&s=100".into(),
+            Want::Generated("identicon", 100),
+        ),
+        (&unknown, "d=retro".into(), Want::Generated("retro", 80)),
+        (
+            &unknown,
+            "d=monsterid".into(),
+            Want::Generated("monsterid", 80),
+        ),
+        (
+            &unknown,
+            "d=robohash".into(),
+            Want::Generated("robohash", 80),
+        ),
+        (&unknown, "d=pagan".into(), Want::Generated("pagan", 80)),
+        (
+            &unknown,
+            "d=blank&s=20".into(),
+            Want::Generated("blank", 20),
+        ),
+        (
+            &unknown,
+            format!("d={allowed}"),
+            Want::Redirect("https://img.example.org/a.png"),
+        ),
+        (&unknown, format!("d={evil}"), Want::Generated("mm", 80)),
+        (&unknown, "d=nonsense".into(), Want::Generated("mm", 80)),
+        ("not-a-digest", "d=404".into(), Want::NotFound),
+    ];
+    for (digest, query, want) in cases {
+        let url = format!("{}/avatar/{digest}?{query}", f.server.base);
+        let (response, body) = get(&url, &[]);
+        let case = format!("{digest} ?{query} -> {want:?}");
+        match want {
+            Want::Avatar(size) => {
+                assert_eq!(response.status(), 200, "{case}");
+                assert_eq!(header(&response, "content-type"), "image/jpeg", "{case}");
+                assert_eq!(side(&body), size, "{case}");
+                if size == 64 {
+                    assert_eq!(body, f.avatar_64, "{case}: the stored avatar's bytes");
+                }
+            }
+            Want::Generated(kind, size) => {
+                assert_eq!(response.status(), 200, "{case}");
+                let seed = diesel_avatar::libravatar::digest(digest).unwrap_or_default();
+                assert_eq!(
+                    body,
+                    generated(&mut f.c, kind, &seed, size as i32),
+                    "{case}"
+                );
+                assert_eq!(side(&body), size, "{case}");
+                let mime = if kind == "blank" {
+                    "image/png"
+                } else {
+                    "image/jpeg"
+                };
+                assert_eq!(header(&response, "content-type"), mime, "{case}");
+            }
+            Want::NotFound => assert_eq!(response.status(), 404, "{case}"),
+            Want::Redirect(to) => {
+                assert_eq!(response.status(), 302, "{case}");
+                assert_eq!(header(&response, "location"), to, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn revalidation_and_disabled_avatars() {
+    let mut f = fixture("libravatar_etag");
+    for query in ["s=64", "d=identicon&s=64"] {
+        let digest = if query.starts_with('d') {
+            &f.unknown
+        } else {
+            &f.md5
+        };
+        let url = format!("{}/avatar/{digest}?{query}", f.server.base);
+        let (first, _) = get(&url, &[]);
+        let etag = header(&first, "etag").to_string();
+        assert!(
+            !etag.is_empty() && header(&first, "cache-control").starts_with("public, max-age=")
+        );
+        let (again, body) = get(&url, &[("if-none-match", &etag)]);
+        assert_eq!((again.status().as_u16(), body.len()), (304, 0), "{query}");
+    }
+    f.c.batch_execute("SELECT avatar.avatar_disable('users,1')")
+        .unwrap();
+    let url = format!("{}/avatar/{}?d=404", f.server.base, f.md5);
+    // The route's memory hears of the change by notification.
+    let mut status = 0;
+    for _ in 0..40 {
+        status = get(&url, &[]).0.status().as_u16();
+        if status == 404 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status, 404, "a disabled avatar is not served");
+}
+
+#[test]
+fn the_route_is_off_unless_configured() {
+    let db = TestDb::new("libravatar_off");
+    let server = Server::start(vec![database(&db, db.conninfo())], Options::default());
+    let (response, _) = get(&format!("{}/avatar/{}", server.base, "a".repeat(32)), &[]);
+    assert_eq!(response.status(), 404);
+}
