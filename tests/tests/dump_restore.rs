@@ -34,8 +34,11 @@ fn populated() -> (TestDb, Uuid) {
     let mut c = db.connect();
     let id = set(&mut c, "users,1", &png(300, 200)).unwrap();
     set(&mut c, "users,2", &jpeg(64, 64)).unwrap();
-    c.execute("SELECT avatar.avatar_set_email('users,1', 'ada@example.org')", &[])
-        .unwrap();
+    c.execute(
+        "SELECT avatar.avatar_set_email('users,1', 'ada@example.org')",
+        &[],
+    )
+    .unwrap();
     for size in [32, 64, 128] {
         get(&mut c, id, size).unwrap();
     }
