@@ -66,6 +66,8 @@ pub fn database(db: &TestDb, url: String) -> Database {
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // Redirects are answers under test, never to be followed off the machine.
+        .max_redirects(0)
         .build()
         .into()
 }

@@ -35,10 +35,10 @@ fn a_standby_serves_cached_and_uncached_sizes_and_writes_nothing() {
         let expected = expected as u32;
         assert_eq!(side(&jpeg), (expected, expected), "{size} px");
     }
-    // Same bytes as the primary would make: the standby is not a fork.
+    assert_eq!(cache_rows(&mut standby, id), rows, "nothing written");
+    // Same bytes as the primary makes: the standby is not a fork.
     let on_standby = get(&mut standby, id, 128).unwrap().unwrap();
     assert_eq!(get(&mut primary, id, 128).unwrap().unwrap(), on_standby);
-    assert_eq!(cache_rows(&mut standby, id), rows, "nothing written");
     assert_eq!(get(&mut standby, Uuid::nil(), 64).unwrap(), None);
 }
 
@@ -50,9 +50,13 @@ fn prepare_promotion_check() {
         "{} dbname=postgres",
         std::env::var("PG_AVATAR_TEST_CONNINFO").unwrap()
     ));
-    admin
-        .batch_execute("DROP DATABASE IF EXISTS promotion_check; CREATE DATABASE promotion_check")
-        .unwrap();
+    // Two statements: neither may run inside a transaction block.
+    for sql in [
+        "DROP DATABASE IF EXISTS promotion_check",
+        "CREATE DATABASE promotion_check",
+    ] {
+        admin.batch_execute(sql).unwrap();
+    }
     let conninfo = format!(
         "{} dbname=promotion_check",
         std::env::var("PG_AVATAR_TEST_CONNINFO").unwrap()
