@@ -20,6 +20,12 @@ extension_sql_file!("../../sql/functions.sql", name = "functions", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(store::relation_changed),
+            pg_sys::Datum::from(0),
+        );
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]

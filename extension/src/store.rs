@@ -3,7 +3,7 @@
 //! The callers are SECURITY DEFINER with `search_path = pg_catalog, pg_temp`,
 //! so every name here is schema-qualified.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell, RefCell};
 
 use avatar_pipeline::Avatar;
 use pgrx::pg_sys::{PgBuiltInOids, PgOid};
@@ -21,6 +21,9 @@ pub enum Lookup {
 /// A statement `avatar_get` runs on every call, planned once per backend.
 struct Statement {
     sql: &'static str,
+    /// The same statement for a database still at 0.1.0 (no `disabled_at`),
+    /// so a newly installed library serves it until `ALTER EXTENSION UPDATE`.
+    before_0_2: Option<&'static str>,
     args: &'static [PgOid],
     mutating: bool,
 }
@@ -41,12 +44,21 @@ const LOOKUP: Statement = Statement {
       LEFT JOIN avatar.avatar_cache c
              ON c.avatar_id = a.id AND c.size = $2 AND c.sha1 = a.sha1
      WHERE a.id = $1 AND a.disabled_at IS NULL",
+    before_0_2: Some(
+        "
+    SELECT a.sha1, a.width, c.image
+      FROM avatar.avatar a
+      LEFT JOIN avatar.avatar_cache c
+             ON c.avatar_id = a.id AND c.size = $2 AND c.sha1 = a.sha1
+     WHERE a.id = $1",
+    ),
     args: &[UUID, INT4],
     mutating: false,
 };
 
 const MASTER: Statement = Statement {
     sql: "SELECT image FROM avatar.avatar WHERE id = $1 AND disabled_at IS NULL",
+    before_0_2: Some("SELECT image FROM avatar.avatar WHERE id = $1"),
     args: &[UUID],
     mutating: false,
 };
@@ -68,13 +80,15 @@ const MEMOIZE: Statement = Statement {
     ON CONFLICT (avatar_id, size) DO UPDATE
        SET sha1 = excluded.sha1, image = excluded.image
      WHERE c.sha1 <> excluded.sha1",
+    before_0_2: None,
     args: &[UUID, INT4, TEXT, BYTEA],
     mutating: true,
 };
 
 /// Plans kept for the life of the backend, so a warm `avatar_get` costs an
-/// executor run and no parsing or planning. The plan cache re-plans them if
-/// the tables change (an extension update, or a drop and re-create).
+/// executor run and no parsing or planning. Which text each is planned
+/// from depends on the installed schema, so they are dropped whenever
+/// `avatar.avatar` changes (an extension update, a drop and re-create).
 #[derive(Default)]
 struct Plans {
     lookup: OnceCell<OwnedPreparedStatement>,
@@ -83,7 +97,33 @@ struct Plans {
 }
 
 thread_local! {
-    static PLANS: Plans = Plans::default();
+    static PLANS: RefCell<Plans> = RefCell::default();
+    /// Set by the relcache callback; the plans are rebuilt on next use.
+    static STALE: Cell<bool> = const { Cell::new(false) };
+    /// `avatar.avatar`'s oid when the plans were made.
+    static TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::Oid::INVALID) };
+}
+
+/// Registered in `_PG_init`. It runs inside invalidation processing, where
+/// no catalog access is allowed, so it only marks the plans stale.
+pub unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    if relid == pg_sys::Oid::INVALID || relid == TABLE.with(Cell::get) {
+        STALE.with(|stale| stale.set(true));
+    }
+}
+
+fn with_plans<R>(f: impl FnOnce(&Plans) -> R) -> R {
+    PLANS.with(|plans| {
+        // Not while a plan is in use further up the stack (a nested call);
+        // the outermost call rebuilds them next time.
+        if STALE.with(Cell::get) {
+            if let Ok(mut stale) = plans.try_borrow_mut() {
+                *stale = Plans::default();
+                STALE.with(|flag| flag.set(false));
+            }
+        }
+        f(&plans.borrow())
+    })
 }
 
 fn kept<'a>(
@@ -94,12 +134,36 @@ fn kept<'a>(
     if let Some(plan) = cell.get() {
         return Ok(plan);
     }
+    let (table, current) = schema(client)?;
+    TABLE.with(|t| t.set(table));
+    let sql = match statement.before_0_2 {
+        Some(older) if !current => older,
+        _ => statement.sql,
+    };
     let plan = if statement.mutating {
-        client.prepare_mut(statement.sql, statement.args)?
+        client.prepare_mut(sql, statement.args)?
     } else {
-        client.prepare(statement.sql, statement.args)?
+        client.prepare(sql, statement.args)?
     };
     Ok(cell.get_or_init(|| plan.keep()))
+}
+
+/// `avatar.avatar`'s oid, and whether its schema is 0.2 or later.
+fn schema(client: &SpiClient<'_>) -> SpiResult<(pg_sys::Oid, bool)> {
+    let row = client
+        .select(
+            "SELECT 'avatar.avatar'::pg_catalog.regclass::pg_catalog.oid,
+                    EXISTS (SELECT FROM pg_catalog.pg_attribute
+                             WHERE attrelid = 'avatar.avatar'::pg_catalog.regclass
+                               AND attname = 'disabled_at' AND NOT attisdropped)",
+            Some(1),
+            &[],
+        )?
+        .first();
+    Ok((
+        row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+        row.get::<bool>(2)?.unwrap_or(true),
+    ))
 }
 
 fn spi_failed(e: pgrx::spi::SpiError) -> ! {
@@ -112,41 +176,39 @@ pub fn lookup(id: pgrx::Uuid, side: u32) -> Option<Lookup> {
     // `select` runs read-only when this transaction has no xid yet, which is
     // what lets a hot standby serve avatars. Read-only statements also share
     // the caller's snapshot, so `lookup` and `master` agree.
-    PLANS
-        .with(|plans| {
-            Spi::connect(|client| -> SpiResult<Option<Lookup>> {
-                let plan = kept(&client, &plans.lookup, &LOOKUP)?;
-                let table = client.select(plan, Some(1), &[id.into(), (side as i32).into()])?;
-                if table.is_empty() {
-                    return Ok(None);
-                }
-                let row = table.first();
-                if let Some(cached) = row.get::<Vec<u8>>(3)? {
-                    return Ok(Some(Lookup::Hit(cached)));
-                }
-                Ok(Some(Lookup::Miss {
-                    sha1: row.get::<String>(1)?.unwrap_or_default(),
-                    master_side: row.get::<i32>(2)?.unwrap_or_default() as u32,
-                }))
-            })
+    with_plans(|plans| {
+        Spi::connect(|client| -> SpiResult<Option<Lookup>> {
+            let plan = kept(&client, &plans.lookup, &LOOKUP)?;
+            let table = client.select(plan, Some(1), &[id.into(), (side as i32).into()])?;
+            if table.is_empty() {
+                return Ok(None);
+            }
+            let row = table.first();
+            if let Some(cached) = row.get::<Vec<u8>>(3)? {
+                return Ok(Some(Lookup::Hit(cached)));
+            }
+            Ok(Some(Lookup::Miss {
+                sha1: row.get::<String>(1)?.unwrap_or_default(),
+                master_side: row.get::<i32>(2)?.unwrap_or_default() as u32,
+            }))
         })
-        .unwrap_or_else(|e| spi_failed(e))
+    })
+    .unwrap_or_else(|e| spi_failed(e))
 }
 
 /// The stored master of `id`, or `None` if it is gone.
 pub fn master(id: pgrx::Uuid) -> Option<Vec<u8>> {
-    PLANS
-        .with(|plans| {
-            Spi::connect(|client| -> SpiResult<Option<Vec<u8>>> {
-                let plan = kept(&client, &plans.master, &MASTER)?;
-                let table = client.select(plan, Some(1), &[id.into()])?;
-                if table.is_empty() {
-                    return Ok(None);
-                }
-                table.first().get::<Vec<u8>>(1)
-            })
+    with_plans(|plans| {
+        Spi::connect(|client| -> SpiResult<Option<Vec<u8>>> {
+            let plan = kept(&client, &plans.master, &MASTER)?;
+            let table = client.select(plan, Some(1), &[id.into()])?;
+            if table.is_empty() {
+                return Ok(None);
+            }
+            table.first().get::<Vec<u8>>(1)
         })
-        .unwrap_or_else(|e| spi_failed(e))
+    })
+    .unwrap_or_else(|e| spi_failed(e))
 }
 
 /// Whether `avatar_get` may store what it rendered. A standby, a read-only
@@ -161,25 +223,24 @@ pub fn may_memoize() -> bool {
 }
 
 pub fn memoize(id: pgrx::Uuid, side: u32, master_sha1: &str, jpeg: &[u8]) {
-    PLANS
-        .with(|plans| {
-            Spi::connect_mut(|client| {
-                let plan = kept(client, &plans.memoize, &MEMOIZE)?;
-                client
-                    .update(
-                        plan,
-                        None,
-                        &[
-                            id.into(),
-                            (side as i32).into(),
-                            master_sha1.into(),
-                            jpeg.into(),
-                        ],
-                    )
-                    .map(drop)
-            })
+    with_plans(|plans| {
+        Spi::connect_mut(|client| {
+            let plan = kept(client, &plans.memoize, &MEMOIZE)?;
+            client
+                .update(
+                    plan,
+                    None,
+                    &[
+                        id.into(),
+                        (side as i32).into(),
+                        master_sha1.into(),
+                        jpeg.into(),
+                    ],
+                )
+                .map(drop)
         })
-        .unwrap_or_else(|e| spi_failed(e))
+    })
+    .unwrap_or_else(|e| spi_failed(e))
 }
 
 /// Keeps the id of an existing avatar, so its public URL survives a new image.

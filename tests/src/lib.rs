@@ -35,8 +35,19 @@ pub fn standby_port() -> u16 {
         .expect("a port number")
 }
 
-/// Waits until the standby has replayed everything `primary` has written.
-pub fn wait_for_standby(primary: &mut Client, standby: &mut Client) {
+/// Waits until the standby has replayed everything `primary` has written,
+/// such as the CREATE DATABASE a test just ran: check before connecting.
+pub fn wait_for_standby(primary: &mut Client) {
+    let base: Vec<String> = base_conninfo()
+        .split_whitespace()
+        .filter(|kv| !kv.starts_with("port="))
+        .map(str::to_string)
+        .collect();
+    let mut standby = connect(&format!(
+        "{} port={} dbname=postgres",
+        base.join(" "),
+        standby_port()
+    ));
     let lsn: String = primary
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
         .unwrap()

@@ -240,8 +240,7 @@ fn the_route_serves_from_a_standby() {
     let (db, id) = with_avatar("http_standby");
     let mut primary = db.connect();
     let sha1 = master_sha1(&mut primary, id);
-    let mut standby = connect(&db.conninfo_via_port(standby_port()));
-    wait_for_standby(&mut primary, &mut standby);
+    wait_for_standby(&mut primary);
     // The standby cannot LISTEN, so the route serves it without its memory.
     let server = Server::start(
         vec![database(&db, db.conninfo_via_port(standby_port()))],

@@ -17,8 +17,8 @@ fn a_standby_serves_cached_and_uncached_sizes_and_writes_nothing() {
     let rows = cache_rows(&mut primary, id);
     assert_eq!(rows.len(), 2, "64 px and the 512 px it was made from");
 
+    wait_for_standby(&mut primary);
     let mut standby = connect(&db.conninfo_via_port(standby_port()));
-    wait_for_standby(&mut primary, &mut standby);
     let in_recovery: bool = standby
         .query_one("SELECT pg_is_in_recovery()", &[])
         .unwrap()
@@ -64,11 +64,7 @@ fn prepare_promotion_check() {
     let mut c = connect(&conninfo);
     c.batch_execute("CREATE EXTENSION pg_avatar").unwrap();
     set(&mut c, "users,1", &png(300, 300)).unwrap();
-    let mut standby = connect(&conninfo.replace(
-        &format!("port={}", port_of(&conninfo)),
-        &format!("port={}", standby_port()),
-    ));
-    wait_for_standby(&mut c, &mut standby);
+    wait_for_standby(&mut c);
 }
 
 fn port_of(conninfo: &str) -> String {

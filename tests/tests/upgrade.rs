@@ -1,5 +1,7 @@
 //! `ALTER EXTENSION pg_avatar UPDATE` from every released version keeps the
-//! data, and ends with exactly the objects a fresh install has.
+//! data, and ends with exactly the objects a fresh install has. The new
+//! library serves the old schema until the update (as it must between
+//! installing binaries and running the update), and switches in-session.
 //! Released versions' scripts are kept in `sql/released/`.
 
 use pg_avatar_tests::*;
@@ -122,6 +124,17 @@ fn every_released_version_upgrades_to_a_fresh_install() {
             "from {version}"
         );
         assert_eq!(master_sha1(&mut c, id), sha1);
+        // The same session's kept plans follow the new schema: a disabled
+        // avatar is no longer served.
+        c.batch_execute("SELECT avatar.avatar_disable('users,1')")
+            .unwrap();
+        assert_eq!(
+            get(&mut c, id, 64).unwrap(),
+            None,
+            "plans re-made after the update"
+        );
+        c.batch_execute("SELECT avatar.avatar_enable('users,1')")
+            .unwrap();
         let again = set(&mut c, "users,1", &png(200, 300)).unwrap();
         assert_eq!(again, id, "the id survives the upgrade and a new image");
         for ((kind, want), (_, got)) in expected.iter().zip(describe(&mut c)) {
