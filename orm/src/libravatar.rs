@@ -5,6 +5,19 @@
 /// What Libravatar clients get without `s`.
 pub const DEFAULT_SIZE: u32 = 80;
 
+/// The generated defaults, by their `d=` names (see the extension's
+/// `avatar_default`).
+pub const GENERATED: [&str; 8] = [
+    "mm",
+    "mp",
+    "identicon",
+    "retro",
+    "monsterid",
+    "robohash",
+    "pagan",
+    "blank",
+];
+
 /// Default answers, from `d`/`default`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fallback {
@@ -47,19 +60,7 @@ pub fn fallback(value: Option<&str>, allowed_hosts: &[String]) -> Fallback {
     if value == "404" {
         return Fallback::NotFound;
     }
-    if let Some(kind) = [
-        "mm",
-        "mp",
-        "identicon",
-        "retro",
-        "monsterid",
-        "robohash",
-        "pagan",
-        "blank",
-    ]
-    .into_iter()
-    .find(|k| *k == value)
-    {
+    if let Some(kind) = GENERATED.into_iter().find(|k| *k == value) {
         return Fallback::Generated(kind);
     }
     match url::Url::parse(value) {

@@ -108,13 +108,7 @@ impl Pipeline<'_> {
 
     /// A rendition of a master at exactly `side` pixels (already quantised).
     pub fn render(&self, master: &[u8], side: u32) -> Result<Avatar, Error> {
-        let pixels = self.render_pixels(master, side)?;
-        let jpeg = encode::jpeg(&pixels.rgb, pixels.side, self.quality)?;
-        Ok(Avatar {
-            jpeg,
-            side: pixels.side,
-            decoded: pixels.decoded,
-        })
+        self.encode(self.render_pixels(master, side)?)
     }
 
     /// What [`Pipeline::render`] encodes: lets the benchmark judge the
@@ -127,10 +121,12 @@ impl Pipeline<'_> {
     }
 
     fn square(&self, input: &[u8], fit: Fit) -> Result<Avatar, Error> {
-        let pixels = self.square_pixels(input, fit)?;
-        let jpeg = encode::jpeg(&pixels.rgb, pixels.side, self.quality)?;
+        self.encode(self.square_pixels(input, fit)?)
+    }
+
+    fn encode(&self, pixels: Pixels) -> Result<Avatar, Error> {
         Ok(Avatar {
-            jpeg,
+            jpeg: encode::jpeg(&pixels.rgb, pixels.side, self.quality)?,
             side: pixels.side,
             decoded: pixels.decoded,
         })
