@@ -18,7 +18,7 @@ web_port=$(free_port 29055)
 SERVE_PID= WRITER_PID= PROBE_PID= RSS_PID=
 soak_stop() {
     for pid in $SERVE_PID $WRITER_PID $PROBE_PID $RSS_PID; do kill "$pid" 2>/dev/null; done
-    wait 2>/dev/null
+    wait 2>/dev/null || true
     cluster_stop "$cluster"
 }
 trap soak_stop EXIT
@@ -70,7 +70,7 @@ done) >"$soak/rss.log" &
 RSS_PID=$!
 probe_url=$(head -1 "$urls")
 (while true; do
-    echo "$(date +%s.%N | cut -c1-14) $(curl -s -o /dev/null -m 3 -w '%{http_code}' "$probe_url")"
+    echo "$(date +%s.%N | cut -c1-14) $(curl -s -o /dev/null -m 10 -w '%{http_code}' "$probe_url")"
     sleep 0.2
 done) >"$soak/probe.log" &
 PROBE_PID=$!
@@ -104,7 +104,7 @@ as_pg_owner "$PG_BIN/pg_ctl" --pgdata "$cluster/data" --log "$cluster/server.log
 back_at=$(date +%s)
 wait "$wrk_pid"
 kill "$WRITER_PID" "$PROBE_PID" 2>/dev/null
-wait "$WRITER_PID" "$PROBE_PID" 2>/dev/null
+wait "$WRITER_PID" "$PROBE_PID" 2>/dev/null || true  # they were killed
 WRITER_PID= PROBE_PID=
 
 step "afterwards: every avatar must still be served"
@@ -115,7 +115,7 @@ while read -r url; do
     [ "$code" = 200 ] || { unreadable=$((unreadable + 1)); echo "  $code $url"; }
 done < <(sort -u "$urls")
 sql_readable=$(psql_soak -At -c "SELECT count(*) FROM avatar.avatar a WHERE octet_length(avatar.avatar_get(a.id, 48)) > 0")
-kill "$RSS_PID" 2>/dev/null; RSS_PID=
+kill "$RSS_PID" 2>/dev/null; wait "$RSS_PID" 2>/dev/null || true; RSS_PID=
 
 read -r writes failed <"$soak/writer.count"
 first_503=$(awk '$2 == 503 {print $1; exit}' "$soak/probe.log")
