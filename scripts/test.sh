@@ -27,12 +27,18 @@ rm -rf "${test_dir:?}/data"
 port=$(free_port 28815)
 standby_dir=$(cluster_dir target/test-standby)
 rm -rf "${standby_dir:?}/data"
-trap 'gallery_stop; cluster_stop "$standby_dir"; cluster_stop "$test_dir"' EXIT
+restore_dir=$(cluster_dir target/test-restore)
+rm -rf "${restore_dir:?}/data"
+trap 'gallery_stop; cluster_stop "$restore_dir"; cluster_stop "$standby_dir"; cluster_stop "$test_dir"' EXIT
 cluster_start "$test_dir" "$port"
 standby_port=$(free_port "$port")
 standby_start "$port" "$standby_dir" "$standby_port"
+# Dumps are restored into a cluster of their own.
+restore_port=$(free_port "$standby_port")
+cluster_start "$restore_dir" "$restore_port"
 export PG_AVATAR_TEST_CONNINFO="host=127.0.0.1 port=$port user=postgres"
 export PG_AVATAR_TEST_STANDBY_PORT=$standby_port
+export PG_AVATAR_TEST_RESTORE_PORT=$restore_port
 export PG_AVATAR_PG_BINDIR=$PG_BIN
 
 step "integration tests against the cluster and its hot standby"
@@ -43,6 +49,8 @@ as_pg_owner "$PG_BIN/pg_ctl" --pgdata "$standby_dir/data" --wait --silent promot
 cargo test -p pg-avatar-tests --test standby -- --ignored after_promotion_it_memoizes
 assert_no_crash "$standby_dir"
 cluster_stop "$standby_dir"
+assert_no_crash "$restore_dir"
+cluster_stop "$restore_dir"
 
 step "a client that is not Rust: Python and psycopg"
 /usr/bin/python3 tests/python/test_sql.py

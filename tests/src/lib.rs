@@ -19,6 +19,17 @@ fn base_conninfo() -> String {
     )
 }
 
+/// `conninfo` with its port replaced.
+fn with_port(conninfo: &str, port: &str) -> String {
+    let mut parts: Vec<&str> = conninfo
+        .split_whitespace()
+        .filter(|kv| !kv.starts_with("port="))
+        .collect();
+    let port = format!("port={port}");
+    parts.push(&port);
+    parts.join(" ")
+}
+
 /// The cluster's own client programs (pg_dump, pg_restore, psql).
 pub fn pg_program(name: &str) -> Command {
     let bindir = std::env::var("PG_AVATAR_PG_BINDIR")
@@ -38,15 +49,9 @@ pub fn standby_port() -> u16 {
 /// Waits until the standby has replayed everything `primary` has written,
 /// such as the CREATE DATABASE a test just ran: check before connecting.
 pub fn wait_for_standby(primary: &mut Client) {
-    let base: Vec<String> = base_conninfo()
-        .split_whitespace()
-        .filter(|kv| !kv.starts_with("port="))
-        .map(str::to_string)
-        .collect();
     let mut standby = connect(&format!(
-        "{} port={} dbname=postgres",
-        base.join(" "),
-        standby_port()
+        "{} dbname=postgres",
+        with_port(&base_conninfo(), &standby_port().to_string())
     ));
     let lsn: String = primary
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
@@ -75,6 +80,8 @@ pub fn connect(conninfo: &str) -> Client {
 /// A database of its own, with the extension, dropped at the end.
 pub struct TestDb {
     pub name: String,
+    /// How to reach its cluster, without a database name.
+    server: String,
 }
 
 impl TestDb {
@@ -88,30 +95,42 @@ impl TestDb {
 
     /// For restores, whose dump brings its own CREATE EXTENSION.
     pub fn without_extension(label: &str) -> TestDb {
+        TestDb::create(label, base_conninfo())
+    }
+
+    /// An empty database on a cluster of its own, which has never seen
+    /// pg_avatar's data: where dumps are restored.
+    pub fn in_restore_cluster(label: &str) -> TestDb {
+        let port = std::env::var("PG_AVATAR_TEST_RESTORE_PORT").expect(
+            "PG_AVATAR_TEST_RESTORE_PORT is not set: run these tests through `./run.sh test`",
+        );
+        TestDb::create(label, with_port(&base_conninfo(), &port))
+    }
+
+    fn create(label: &str, server: String) -> TestDb {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "t_{label}_{}_{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        connect(&base_conninfo())
+        connect(&server)
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("CREATE DATABASE");
-        TestDb { name }
+        TestDb { name, server }
     }
 
     pub fn conninfo(&self) -> String {
-        format!("{} dbname={}", base_conninfo(), self.name)
+        format!("{} dbname={}", self.server, self.name)
     }
 
-    /// The same database reached through another port (a proxy).
+    /// The same database reached through another port (a proxy, a standby).
     pub fn conninfo_via_port(&self, port: u16) -> String {
-        let base: Vec<String> = base_conninfo()
-            .split_whitespace()
-            .filter(|kv| !kv.starts_with("port="))
-            .map(str::to_string)
-            .collect();
-        format!("{} port={port} dbname={}", base.join(" "), self.name)
+        format!(
+            "{} dbname={}",
+            with_port(&self.server, &port.to_string()),
+            self.name
+        )
     }
 
     pub fn conninfo_as(&self, user: &str) -> String {
@@ -125,7 +144,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Ok(mut c) = Client::connect(&base_conninfo(), NoTls) {
+        if let Ok(mut c) = Client::connect(&self.server, NoTls) {
             let _ = c.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name

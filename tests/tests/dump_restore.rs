@@ -1,5 +1,5 @@
-//! Avatars survive pg_dump and pg_restore byte for byte, with the same ids,
-//! so public URLs keep working.
+//! Avatars survive pg_dump and pg_restore into a fresh cluster byte for
+//! byte, with the same ids, so public URLs keep working.
 
 use std::process::Command;
 
@@ -93,7 +93,7 @@ fn round_trip_of(
     format: &str,
     restorer: impl FnOnce(&std::path::Path, &TestDb) -> Command,
 ) {
-    let restored = TestDb::without_extension(&format!("restored_{format}"));
+    let restored = TestDb::in_restore_cluster(&format!("restored_{format}"));
     let file = std::env::temp_dir().join(format!("{}.{format}", source.name));
     let mut dump = pg_program("pg_dump");
     dump.arg(format!("--format={format}"))
