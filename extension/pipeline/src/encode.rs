@@ -1,11 +1,61 @@
-//! Baseline JPEG out, with no metadata at all.
+//! Encoders for the formats pg_avatar serves. Each writes pixels alone, so
+//! nothing from the upload (EXIF, GPS, ICC, XMP) can survive.
 
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 
 use crate::Error;
 
-/// Encodes square RGB pixels. Nothing from the upload (EXIF, GPS, ICC, XMP)
-/// can survive, because the file is written from pixels alone.
+/// The formats a rendition can be served in. JPEG is what masters are
+/// stored in and what every client accepts; PNG is the format XEP-0084
+/// requires; WebP is about a quarter smaller than JPEG at the same quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Format {
+    Jpeg,
+    Png,
+    Webp,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Jpeg, Format::Png, Format::Webp];
+
+    /// Parses the name used in SQL and in the cache table.
+    pub fn parse(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+        }
+    }
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Webp => "image/webp",
+        }
+    }
+
+    /// Encodes square RGB pixels. `quality` applies to the lossy formats.
+    pub fn encode(self, rgb: &[u8], side: u32, quality: u8) -> Result<Vec<u8>, Error> {
+        if rgb.len() as u64 != u64::from(side) * u64::from(side) * 3 {
+            return Err(Error::Internal(format!(
+                "{} bytes are not {side}x{side} RGB pixels",
+                rgb.len()
+            )));
+        }
+        match self {
+            Format::Jpeg => jpeg(rgb, side, quality),
+            Format::Png => png(rgb, side),
+            Format::Webp => webp(rgb, side, quality),
+        }
+    }
+}
+
+/// Baseline JPEG, 4:2:0.
 pub fn jpeg(rgb: &[u8], side: u32, quality: u8) -> Result<Vec<u8>, Error> {
     let side = u16::try_from(side)
         .map_err(|_| Error::Internal(format!("side {side} too large for JPEG")))?;
@@ -18,4 +68,79 @@ pub fn jpeg(rgb: &[u8], side: u32, quality: u8) -> Result<Vec<u8>, Error> {
         .encode(rgb, side, side, ColorType::Rgb)
         .map_err(|e| Error::Internal(format!("jpeg encode: {e}")))?;
     Ok(out)
+}
+
+fn png(rgb: &[u8], side: u32) -> Result<Vec<u8>, Error> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    // Adaptive filtering with fast deflate: most of the size win of the
+    // best setting at a fraction of its time.
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    )
+    .write_image(rgb, side, side, image::ExtendedColorType::Rgb8)
+    .map_err(|e| Error::Internal(format!("png encode: {e}")))?;
+    Ok(out)
+}
+
+/// Lossy WebP through libwebp: the pure-Rust encoder is lossless only,
+/// which makes photographs larger than the JPEG they replace.
+fn webp(rgb: &[u8], side: u32, quality: u8) -> Result<Vec<u8>, Error> {
+    let encoded = webp::Encoder::from_rgb(rgb, side, side)
+        .encode_simple(false, f32::from(quality.clamp(1, 100)))
+        .map_err(|e| Error::Internal(format!("webp encode: {e:?}")))?;
+    Ok(encoded.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(side: u32) -> Vec<u8> {
+        (0..side * side)
+            .flat_map(|i| {
+                let (x, y) = (i % side, i / side);
+                [(x * 255 / side) as u8, (y * 255 / side) as u8, 128]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_format_decodes_to_the_same_picture() {
+        let rgb = gradient(96);
+        for format in Format::ALL {
+            let bytes = format.encode(&rgb, 96, 90).unwrap();
+            let guessed = image::guess_format(&bytes).unwrap();
+            assert_eq!(guessed.to_mime_type(), format.mime_type());
+            let back = image::load_from_memory(&bytes).unwrap().to_rgb8();
+            assert_eq!(back.dimensions(), (96, 96), "{format:?}");
+            let worst = back
+                .as_raw()
+                .iter()
+                .zip(&rgb)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            let bound = if format == Format::Png { 0 } else { 40 };
+            assert!(worst <= bound, "{format:?}: off by {worst}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_do_not_parse() {
+        for format in Format::ALL {
+            assert_eq!(Format::parse(format.name()), Some(format));
+        }
+        assert_eq!(Format::parse("JPEG"), None);
+        assert_eq!(Format::parse("gif"), None);
+    }
+
+    #[test]
+    fn a_short_buffer_is_an_error_not_a_panic() {
+        for format in Format::ALL {
+            assert!(format.encode(&[0; 10], 4, 90).is_err());
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! Two operations share one path (decode, crop the centre square, resize,
 //! turn upright, encode JPEG):
 //! - [`Pipeline::normalise`] makes the stored master from an upload;
-//! - [`Pipeline::render`] makes a served size from the master.
+//! - [`Pipeline::render`] makes a served size from the master, and
+//!   [`Pipeline::render_as`] the same in PNG or WebP.
 
 pub mod decode;
 pub mod encode;
@@ -16,6 +17,7 @@ pub mod samples;
 pub mod scale;
 pub mod size;
 
+pub use encode::Format;
 pub use error::{Class, Error, SUPPORTED_FORMATS};
 pub use placeholder::Placeholder;
 pub use size::{quantise, render_source, MAX_SIZE, MEZZANINE};
@@ -109,6 +111,14 @@ impl Pipeline<'_> {
     /// A rendition of a master at exactly `side` pixels (already quantised).
     pub fn render(&self, master: &[u8], side: u32) -> Result<Avatar, Error> {
         self.encode(self.render_pixels(master, side)?)
+    }
+
+    /// A rendition in `format`: the bytes `avatar_get(id, size, format)`
+    /// serves. JPEG is the same as [`Pipeline::render`].
+    pub fn render_as(&self, master: &[u8], side: u32, format: Format) -> Result<Vec<u8>, Error> {
+        let pixels = self.render_pixels(master, side)?;
+        (self.checkpoint)();
+        format.encode(&pixels.rgb, pixels.side, self.quality)
     }
 
     /// What [`Pipeline::render`] encodes: lets the benchmark judge the

@@ -17,10 +17,14 @@ pub enum Placeholder {
     Retro,
     /// `blank`: fully transparent.
     Blank,
+    /// `initial`: the first letter of the seed (a name), white on a colour
+    /// from its hash, as Tryton's avatar mixin draws it. pg_avatar's own
+    /// kind; Libravatar seeds are address hashes, which have no letters.
+    Initial,
 }
 
 impl Placeholder {
-    /// Parses a `d=` value. `monsterid`, `robohash` and `pagan` draw from
+    /// Parses a `d=` value, or `initial`. `monsterid`, `robohash` and `pagan` draw from
     /// artwork pg_avatar does not ship; they get the retro pattern, which is
     /// as distinct per address.
     pub fn from_libravatar(name: &str) -> Option<Placeholder> {
@@ -29,6 +33,7 @@ impl Placeholder {
             "identicon" => Placeholder::Identicon,
             "retro" | "monsterid" | "robohash" | "pagan" => Placeholder::Retro,
             "blank" => Placeholder::Blank,
+            "initial" => Placeholder::Initial,
             _ => return None,
         })
     }
@@ -50,6 +55,12 @@ impl Placeholder {
         let rgb = match self {
             Placeholder::Blank => return blank_png(side),
             Placeholder::Silhouette => silhouette(side),
+            Placeholder::Initial => match initial(seed) {
+                Some(letter) => letter_on(letter, colour(&hash, 0), side),
+                // No letter to draw (an empty name, or a script the font
+                // lacks): the same silhouette as `mp`.
+                None => silhouette(side),
+            },
             Placeholder::Identicon => grid(&hash, side, 5, &[LIGHT, colour(&hash, 0)]),
             Placeholder::Retro => grid(
                 &hash,
@@ -143,6 +154,52 @@ fn silhouette(side: u32) -> Vec<u8> {
     rgb
 }
 
+/// The letter an `initial` placeholder shows: the first alphanumeric
+/// character of `name`, upper-cased, if the bundled font can draw it.
+fn initial(name: &str) -> Option<char> {
+    use ab_glyph::Font;
+    let first = name.chars().find(|c| c.is_alphanumeric())?;
+    let letter = first.to_uppercase().next()?;
+    (font().glyph_id(letter).0 != 0).then_some(letter)
+}
+
+fn font() -> ab_glyph::FontRef<'static> {
+    ab_glyph::FontRef::try_from_slice(epaint_default_fonts::UBUNTU_LIGHT)
+        .expect("the bundled font parses")
+}
+
+/// `letter` in white, its ink box centred, on `background`.
+fn letter_on(letter: char, background: [u8; 3], side: u32) -> Vec<u8> {
+    use ab_glyph::{Font, ScaleFont};
+    let font = font();
+    let mut rgb: Vec<u8> = background
+        .iter()
+        .copied()
+        .cycle()
+        .take((side * side * 3) as usize)
+        .collect();
+    let scaled = font.as_scaled(side as f32 * 0.6);
+    let glyph = scaled.scaled_glyph(letter);
+    let Some(outline) = font.outline_glyph(glyph) else {
+        return rgb; // a glyph without ink, such as a space
+    };
+    let bounds = outline.px_bounds();
+    let dx = ((side as f32 - bounds.width()) / 2.0).round() as i64;
+    let dy = ((side as f32 - bounds.height()) / 2.0).round() as i64;
+    outline.draw(|x, y, coverage| {
+        let (x, y) = (i64::from(x) + dx, i64::from(y) + dy);
+        if !(0..i64::from(side)).contains(&x) || !(0..i64::from(side)).contains(&y) {
+            return;
+        }
+        let at = ((y as u32 * side + x as u32) * 3) as usize;
+        for (c, back) in rgb[at..at + 3].iter_mut().zip(background) {
+            let t = coverage.clamp(0.0, 1.0);
+            *c = (f32::from(back) + (255.0 - f32::from(back)) * t).round() as u8;
+        }
+    });
+    rgb
+}
+
 fn blank_png(side: u32) -> Result<Vec<u8>, Error> {
     let image = image::RgbaImage::new(side, side);
     let mut out = std::io::Cursor::new(Vec::new());
@@ -167,6 +224,7 @@ mod tests {
             Placeholder::Identicon,
             Placeholder::Retro,
             Placeholder::Blank,
+            Placeholder::Initial,
         ] {
             for side in [1, 7, 80, 512] {
                 let image = decode(&kind.render("a@example.org", side, 90).unwrap());
@@ -179,14 +237,21 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_bytes_and_others_differ() {
-        for kind in [Placeholder::Identicon, Placeholder::Retro] {
+        for kind in [
+            Placeholder::Identicon,
+            Placeholder::Retro,
+            Placeholder::Initial,
+        ] {
             let a = kind.render("alice", 64, 90).unwrap();
             assert_eq!(a, kind.render("alice", 64, 90).unwrap(), "{kind:?}");
             let distinct: std::collections::HashSet<Vec<u8>> = (0..50)
                 .map(|i| kind.render(&format!("user{i}"), 64, 90).unwrap())
                 .collect();
+            // Initials share a letter here, so only the colour (a hue
+            // rounded to 8-bit RGB) tells them apart.
+            let floor = if kind == Placeholder::Initial { 45 } else { 48 };
             assert!(
-                distinct.len() >= 48,
+                distinct.len() >= floor,
                 "{kind:?}: {} of 50 distinct",
                 distinct.len()
             );
@@ -233,6 +298,51 @@ mod tests {
         );
         assert_eq!(Placeholder::from_libravatar("404"), None);
         assert_eq!(Placeholder::from_libravatar("https://x"), None);
+    }
+
+    #[test]
+    fn initials_show_the_first_letter_in_white_in_the_middle() {
+        let ink = |name: &str| {
+            let image = decode(&Placeholder::Initial.render(name, 128, 100).unwrap()).to_rgb8();
+            let white = |x: u32, y: u32| image.get_pixel(x, y).0.iter().all(|&c| c > 225);
+            let mut inked = vec![];
+            for y in 0..128 {
+                for x in 0..128 {
+                    if white(x, y) {
+                        inked.push((x, y));
+                    }
+                }
+            }
+            (image.get_pixel(2, 2).0, inked)
+        };
+        let (background, ada) = ink("ada lovelace");
+        assert!(background.iter().any(|&c| c < 200), "a coloured background");
+        assert!(ada.len() > 300, "{} white pixels", ada.len());
+        let (cx, cy) = ada
+            .iter()
+            .fold((0, 0), |(sx, sy), &(x, y)| (sx + x, sy + y));
+        let (cx, cy) = (cx / ada.len() as u32, cy / ada.len() as u32);
+        assert!(
+            (54..=74).contains(&cx) && (54..=74).contains(&cy),
+            "centred: ({cx}, {cy})"
+        );
+        assert_ne!(ink("Bob").1, ada);
+        // Case and leading punctuation do not matter; the letter does.
+        assert_eq!(initial("  'ada'"), Some('A'));
+        assert_eq!(initial("émile"), Some('É'));
+        assert_eq!(initial("42 crows"), Some('4'));
+    }
+
+    #[test]
+    fn initials_without_a_letter_fall_back_to_the_silhouette() {
+        let silhouette = Placeholder::Silhouette.render("", 64, 90).unwrap();
+        for name in ["", "  ", "!?", "李小龍"] {
+            assert_eq!(initial(name), None, "{name:?}");
+            assert_eq!(
+                Placeholder::Initial.render(name, 64, 90).unwrap(),
+                silhouette
+            );
+        }
     }
 
     #[test]
