@@ -215,21 +215,27 @@ CREATE FUNCTION avatar.avatar_wipe(resource text) RETURNS boolean
         SELECT EXISTS (SELECT FROM gone)
     $$;
 
--- "The avatar, or a placeholder for this name" in one call.
-CREATE FUNCTION avatar.avatar_get_or_default(resource text, size integer, kind text DEFAULT 'identicon')
+-- "The avatar, or a placeholder for this name" in one call. The
+-- placeholder is seeded by `name` when given, else by the resource.
+CREATE FUNCTION avatar.avatar_get_or_default(
+        resource text, size integer, kind text DEFAULT 'identicon', name text DEFAULT NULL)
     RETURNS bytea
-    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
         SELECT coalesce(avatar.avatar_get(avatar.avatar_id($1), $2),
-                        avatar.avatar_default($3, $1, $2))
+                        avatar.avatar_default($3, coalesce($4, $1), $2))
     $$;
+
+COMMENT ON FUNCTION avatar.avatar_get_or_default(text, integer, text, text) IS
+    'The avatar of a resource, or a generated one (kind: initial, identicon, mp, ...) for a name.';
 
 -- Least privilege: only the size rule and the generated defaults are public. Grant the rest to the
 -- roles that need it (see the README's "Privileges").
 REVOKE ALL ON FUNCTION
     avatar.avatar_set(text, bytea),
     avatar.avatar_get(uuid, integer),
+    avatar.avatar_get(uuid, integer, text),
     avatar.avatar_id(text),
     avatar.avatar_sha1(uuid),
     avatar.avatar_delete(text),
@@ -243,5 +249,5 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_disable(text),
     avatar.avatar_enable(text),
     avatar.avatar_wipe(text),
-    avatar.avatar_get_or_default(text, integer, text)
+    avatar.avatar_get_or_default(text, integer, text, text)
 FROM PUBLIC;

@@ -6,6 +6,15 @@
 -- cached keep their layout until they are next written.
 ALTER TABLE avatar.avatar_cache SET (toast_tuple_target = 8160);
 
+-- Renditions in PNG and WebP as well: the cache is keyed by format too.
+-- Every row cached so far is a JPEG.
+ALTER TABLE avatar.avatar_cache
+    ADD COLUMN format text NOT NULL DEFAULT 'jpeg' CHECK (format IN ('jpeg', 'png', 'webp'));
+ALTER TABLE avatar.avatar_cache ALTER COLUMN format DROP DEFAULT;
+ALTER TABLE avatar.avatar_cache
+    DROP CONSTRAINT avatar_cache_pkey,
+    ADD PRIMARY KEY (avatar_id, size, format);
+
 -- Avatars can be disabled: kept, but not served.
 ALTER TABLE avatar.avatar ADD COLUMN disabled_at timestamptz;
 
@@ -111,6 +120,17 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'avatar_default_wrapper';
 
+-- Written in Rust: renditions in a chosen format (see extension/src/api.rs).
+CREATE FUNCTION avatar."avatar_get"(
+	"id" uuid, /* pgrx :: Uuid */
+	"size" INT, /* i32 */
+	"format" TEXT /* &str */
+) RETURNS bytea /* core::option::Option<alloc::vec::Vec<u8>> */
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'avatar_get_as_wrapper';
+
 -- Libravatar keys: digests of an address, never the address. The same
 -- address set again moves to the new resource.
 CREATE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
@@ -197,24 +217,30 @@ CREATE FUNCTION avatar.avatar_wipe(resource text) RETURNS boolean
         SELECT EXISTS (SELECT FROM gone)
     $$;
 
--- "The avatar, or a placeholder for this name" in one call.
-CREATE FUNCTION avatar.avatar_get_or_default(resource text, size integer, kind text DEFAULT 'identicon')
+-- "The avatar, or a placeholder for this name" in one call. The
+-- placeholder is seeded by `name` when given, else by the resource.
+CREATE FUNCTION avatar.avatar_get_or_default(
+        resource text, size integer, kind text DEFAULT 'identicon', name text DEFAULT NULL)
     RETURNS bytea
-    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
         SELECT coalesce(avatar.avatar_get(avatar.avatar_id($1), $2),
-                        avatar.avatar_default($3, $1, $2))
+                        avatar.avatar_default($3, coalesce($4, $1), $2))
     $$;
 
+COMMENT ON FUNCTION avatar.avatar_get_or_default(text, integer, text, text) IS
+    'The avatar of a resource, or a generated one (kind: initial, identicon, mp, ...) for a name.';
+
 REVOKE ALL ON FUNCTION
+    avatar.avatar_get(uuid, integer, text),
     avatar.avatar_set_email(text, text),
     avatar.avatar_unset_email(text, text),
     avatar.avatar_by_digest(text),
     avatar.avatar_disable(text),
     avatar.avatar_enable(text),
     avatar.avatar_wipe(text),
-    avatar.avatar_get_or_default(text, integer, text)
+    avatar.avatar_get_or_default(text, integer, text, text)
 FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION

@@ -22,14 +22,17 @@ CREATE TABLE avatar.avatar (
     disabled_at timestamptz
 );
 
--- Memoized renditions. `sha1` names the master a row was rendered from;
--- a row whose sha1 is not the master's is never served.
+-- Memoized renditions, one per size and format. `sha1` names the master a
+-- row was rendered from; a row whose sha1 is not the master's is never
+-- served.
 CREATE TABLE avatar.avatar_cache (
     avatar_id uuid NOT NULL REFERENCES avatar.avatar (id) ON DELETE CASCADE,
     size      integer NOT NULL CHECK (size BETWEEN 1 AND 2048),
     sha1      text NOT NULL,
     image     bytea NOT NULL,
-    PRIMARY KEY (avatar_id, size)
+    -- Last, where 0.1.0 -> 0.2.0 adds it.
+    format    text NOT NULL CHECK (format IN ('jpeg', 'png', 'webp')),
+    PRIMARY KEY (avatar_id, size, format)
 );
 
 -- Opt-in email keys for the Libravatar route: digests of the trimmed,

@@ -1,7 +1,7 @@
 //! The SQL functions written in Rust. Each is a few lines around the
 //! pipeline and the store; the rest of the API is plain SQL in `sql/`.
 
-use avatar_pipeline::{quantise, render_source, Placeholder};
+use avatar_pipeline::{quantise, render_source, Format, Placeholder};
 use pgrx::prelude::*;
 
 use crate::error::{invalid, raise, required};
@@ -34,8 +34,9 @@ fn avatar_set(resource: Option<&str>, image: Option<&[u8]>) -> pgrx::Uuid {
 }
 
 /// A generated avatar for `seed` (a name, a resource, an address digest):
-/// `kind` is a Libravatar default (`mm`/`mp`, `identicon`, `retro`,
-/// `monsterid`, `robohash`, `pagan`, `blank`). JPEG, or PNG for `blank`,
+/// `kind` is `initial` (the first letter of a name) or a Libravatar
+/// default (`mm`/`mp`, `identicon`, `retro`, `monsterid`, `robohash`,
+/// `pagan`, `blank`). JPEG, or PNG for `blank`,
 /// of `avatar_size(size)` pixels square. The same arguments always give
 /// the same bytes: the quality is fixed, not `pg_avatar.jpeg_quality`, so
 /// the function is honestly immutable.
@@ -46,7 +47,7 @@ fn avatar_default(kind: &str, seed: &str, size: i32) -> Vec<u8> {
     let Some(placeholder) = Placeholder::from_libravatar(kind) else {
         invalid(
             format!("{kind:?} is not a kind of default avatar"),
-            "Use mm, mp, identicon, retro, monsterid, robohash, pagan or blank.",
+            "Use initial, mm, mp, identicon, retro, monsterid, robohash, pagan or blank.",
             F,
         );
     };
@@ -60,32 +61,67 @@ fn avatar_default(kind: &str, seed: &str, size: i32) -> Vec<u8> {
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn avatar_get(id: pgrx::Uuid, size: i32) -> Option<Vec<u8>> {
-    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, GET));
-    let (sha1, master_side) = match store::lookup(id, side)? {
-        Lookup::Hit(jpeg) => return Some(jpeg),
-        Lookup::Miss { sha1, master_side } => (sha1, master_side),
+    get(id, size, Format::Jpeg)
+}
+
+/// The same in `format`: `jpeg`, `png` (lossless, as XEP-0084 asks) or
+/// `webp` (lossy, at `pg_avatar.jpeg_quality`). Each format is memoized
+/// on its own.
+#[pg_extern(
+    name = "avatar_get",
+    volatile,
+    strict,
+    parallel_unsafe,
+    security_definer
+)]
+#[search_path(pg_catalog, pg_temp)]
+fn avatar_get_as(id: pgrx::Uuid, size: i32, format: &str) -> Option<Vec<u8>> {
+    let Some(format) = Format::parse(format) else {
+        invalid(
+            format!("{format:?} is not a format pg_avatar serves"),
+            "Use 'jpeg', 'png' or 'webp'.",
+            GET,
+        );
     };
-    let source = match render_source(side, master_side) {
-        Some(mezzanine) => match store::lookup(id, mezzanine)? {
-            Lookup::Hit(jpeg) => jpeg,
-            Lookup::Miss { .. } => render_and_memoize(id, &store::master(id)?, mezzanine, &sha1),
-        },
-        None => store::master(id)?,
-    };
-    Some(render_and_memoize(id, &source, side, &sha1))
+    get(id, size, format)
 }
 
 const GET: &str = "avatar_get";
 
-fn render_and_memoize(id: pgrx::Uuid, source: &[u8], side: u32, sha1: &str) -> Vec<u8> {
-    let jpeg = guc::pipeline()
-        .render(source, side)
-        .unwrap_or_else(|e| raise(e, GET))
-        .jpeg;
+fn get(id: pgrx::Uuid, size: i32, format: Format) -> Option<Vec<u8>> {
+    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, GET));
+    let (sha1, master_side) = match store::lookup(id, side, format)? {
+        Lookup::Hit(image) => return Some(image),
+        Lookup::Miss { sha1, master_side } => (sha1, master_side),
+    };
+    // Small sizes in every format come from the JPEG mezzanine.
+    let source = match render_source(side, master_side) {
+        Some(mezzanine) => match store::lookup(id, mezzanine, Format::Jpeg)? {
+            Lookup::Hit(jpeg) => jpeg,
+            Lookup::Miss { .. } => {
+                let master = store::master(id)?;
+                render_and_memoize(id, &master, mezzanine, Format::Jpeg, &sha1)
+            }
+        },
+        None => store::master(id)?,
+    };
+    Some(render_and_memoize(id, &source, side, format, &sha1))
+}
+
+fn render_and_memoize(
+    id: pgrx::Uuid,
+    source: &[u8],
+    side: u32,
+    format: Format,
+    sha1: &str,
+) -> Vec<u8> {
+    let image = guc::pipeline()
+        .render_as(source, side, format)
+        .unwrap_or_else(|e| raise(e, GET));
     if store::may_memoize() {
-        store::memoize(id, side, sha1, &jpeg);
+        store::memoize(id, side, format, sha1, &image);
     }
-    jpeg
+    image
 }
 
 /// The side avatar_get(id, size) returns: sizes are rounded up to a small

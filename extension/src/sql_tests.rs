@@ -125,6 +125,76 @@ mod tests {
     }
 
     #[pg_test]
+    fn each_format_is_rendered_and_memoized_on_its_own() {
+        let id = set("users,1", &png(1000, 1000));
+        let mut bytes = vec![];
+        for (format, expected) in [
+            ("jpeg", ImageFormat::Jpeg),
+            ("png", ImageFormat::Png),
+            ("webp", ImageFormat::WebP),
+        ] {
+            let image: Vec<u8> = one(
+                "SELECT avatar.avatar_get($1, 100, $2)",
+                &[id.into(), format.into()],
+            )
+            .expect("an image");
+            assert_eq!(image::guess_format(&image).unwrap(), expected, "{format}");
+            let decoded = image::load_from_memory(&image).unwrap();
+            assert_eq!(decoded.dimensions(), (100, 100), "{format}");
+            let again: Option<Vec<u8>> = one(
+                "SELECT avatar.avatar_get($1, 100, $2)",
+                &[id.into(), format.into()],
+            );
+            assert_eq!(again.as_ref(), Some(&image), "{format} memoized");
+            bytes.push(image);
+        }
+        assert_eq!(
+            get(id, 100).as_ref(),
+            Some(&bytes[0]),
+            "jpeg is the default"
+        );
+        // 100 px in three formats, and the 512 px JPEG they were made from.
+        assert_eq!(cached(id), 4);
+        let formats: Option<String> = one(
+            "SELECT string_agg(format, ',' ORDER BY format) FROM avatar.avatar_cache
+              WHERE avatar_id = $1 AND size = 100",
+            &[id.into()],
+        );
+        assert_eq!(formats.as_deref(), Some("jpeg,png,webp"));
+    }
+
+    #[pg_test(error = "\"gif\" is not a format pg_avatar serves")]
+    fn an_unknown_format_is_rejected() {
+        let id = set("users,1", &png(64, 64));
+        one::<Vec<u8>>("SELECT avatar.avatar_get($1, 64, 'gif')", &[id.into()]);
+    }
+
+    #[pg_test]
+    fn the_avatar_or_a_placeholder_for_a_name() {
+        let initial = |name: Option<&str>| -> Vec<u8> {
+            one(
+                "SELECT avatar.avatar_get_or_default('users,9', 50, 'initial', $1)",
+                &[name.into()],
+            )
+            .expect("a placeholder")
+        };
+        let ada = initial(Some("Ada Lovelace"));
+        assert_eq!(dimensions(&ada), (50, 50));
+        let by_default: Option<Vec<u8>> = one(
+            "SELECT avatar.avatar_default('initial', 'Ada Lovelace', 50)",
+            &[],
+        );
+        assert_eq!(by_default.as_ref(), Some(&ada), "seeded by the name");
+        assert_ne!(initial(None), ada, "seeded by the resource without a name");
+        let id = set("users,9", &png(64, 64));
+        assert_eq!(
+            Some(initial(Some("Ada Lovelace"))),
+            get(id, 50),
+            "the avatar wins"
+        );
+    }
+
+    #[pg_test]
     fn unknown_id_is_null() {
         assert_eq!(get(pgrx::Uuid::from_bytes([7; 16]), 64), None);
     }
@@ -276,6 +346,7 @@ mod tests {
         let expected = [
             ("avatar.avatar_set(text,bytea)", "v", false, "u", true),
             ("avatar.avatar_get(uuid,integer)", "v", true, "u", true),
+            ("avatar.avatar_get(uuid,integer,text)", "v", true, "u", true),
             ("avatar.avatar_size(integer)", "i", true, "s", false),
             ("avatar.avatar_id(text)", "s", true, "s", true),
             ("avatar.avatar_sha1(uuid)", "s", true, "s", true),
@@ -298,9 +369,9 @@ mod tests {
             ("avatar.avatar_enable(text)", "v", true, "u", true),
             ("avatar.avatar_wipe(text)", "v", true, "u", true),
             (
-                "avatar.avatar_get_or_default(text,integer,text)",
+                "avatar.avatar_get_or_default(text,integer,text,text)",
                 "v",
-                true,
+                false,
                 "u",
                 true,
             ),

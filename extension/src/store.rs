@@ -5,7 +5,7 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 
-use avatar_pipeline::Avatar;
+use avatar_pipeline::{Avatar, Format};
 use pgrx::pg_sys::{PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
@@ -21,7 +21,8 @@ pub enum Lookup {
 /// A statement `avatar_get` runs on every call, planned once per backend.
 struct Statement {
     sql: &'static str,
-    /// The same statement for a database still at 0.1.0 (no `disabled_at`),
+    /// The same statement for a database still at 0.1.0 (no `disabled_at`,
+    /// JPEG renditions only),
     /// so a newly installed library serves it until `ALTER EXTENSION UPDATE`.
     before_0_2: Option<&'static str>,
     args: &'static [PgOid],
@@ -42,17 +43,18 @@ const LOOKUP: Statement = Statement {
     SELECT a.sha1, a.width, c.image
       FROM avatar.avatar a
       LEFT JOIN avatar.avatar_cache c
-             ON c.avatar_id = a.id AND c.size = $2 AND c.sha1 = a.sha1
+             ON c.avatar_id = a.id AND c.size = $2 AND c.format = $3 AND c.sha1 = a.sha1
      WHERE a.id = $1 AND a.disabled_at IS NULL",
+    // 0.1.0 cached JPEG only.
     before_0_2: Some(
         "
     SELECT a.sha1, a.width, c.image
       FROM avatar.avatar a
       LEFT JOIN avatar.avatar_cache c
-             ON c.avatar_id = a.id AND c.size = $2 AND c.sha1 = a.sha1
+             ON c.avatar_id = a.id AND c.size = $2 AND $3 = 'jpeg' AND c.sha1 = a.sha1
      WHERE a.id = $1",
     ),
-    args: &[UUID, INT4],
+    args: &[UUID, INT4, TEXT],
     mutating: false,
 };
 
@@ -72,16 +74,26 @@ const MASTER: Statement = Statement {
 /// from an older master instead of keeping it forever.
 const MEMOIZE: Statement = Statement {
     sql: "
-    INSERT INTO avatar.avatar_cache AS c (avatar_id, size, sha1, image)
-    SELECT a.id, $2, a.sha1, $4
+    INSERT INTO avatar.avatar_cache AS c (avatar_id, size, format, sha1, image)
+    SELECT a.id, $2, $3, a.sha1, $5
       FROM avatar.avatar a
-     WHERE a.id = $1 AND a.sha1 = $3
+     WHERE a.id = $1 AND a.sha1 = $4
+       FOR SHARE
+    ON CONFLICT (avatar_id, size, format) DO UPDATE
+       SET sha1 = excluded.sha1, image = excluded.image
+     WHERE c.sha1 <> excluded.sha1",
+    before_0_2: Some(
+        "
+    INSERT INTO avatar.avatar_cache AS c (avatar_id, size, sha1, image)
+    SELECT a.id, $2, a.sha1, $5
+      FROM avatar.avatar a
+     WHERE a.id = $1 AND a.sha1 = $4 AND $3 = 'jpeg'
        FOR SHARE
     ON CONFLICT (avatar_id, size) DO UPDATE
        SET sha1 = excluded.sha1, image = excluded.image
      WHERE c.sha1 <> excluded.sha1",
-    before_0_2: None,
-    args: &[UUID, INT4, TEXT, BYTEA],
+    ),
+    args: &[UUID, INT4, TEXT, TEXT, BYTEA],
     mutating: true,
 };
 
@@ -170,16 +182,20 @@ fn spi_failed(e: pgrx::spi::SpiError) -> ! {
     error!("pg_avatar: SPI failed: {e}")
 }
 
-/// The rendition of `side` if it is memoized and current, or what is needed
-/// to make it.
-pub fn lookup(id: pgrx::Uuid, side: u32) -> Option<Lookup> {
+/// The rendition of `side` in `format` if it is memoized and current, or
+/// what is needed to make it.
+pub fn lookup(id: pgrx::Uuid, side: u32, format: Format) -> Option<Lookup> {
     // `select` runs read-only when this transaction has no xid yet, which is
     // what lets a hot standby serve avatars. Read-only statements also share
     // the caller's snapshot, so `lookup` and `master` agree.
     with_plans(|plans| {
         Spi::connect(|client| -> SpiResult<Option<Lookup>> {
             let plan = kept(&client, &plans.lookup, &LOOKUP)?;
-            let table = client.select(plan, Some(1), &[id.into(), (side as i32).into()])?;
+            let table = client.select(
+                plan,
+                Some(1),
+                &[id.into(), (side as i32).into(), format.name().into()],
+            )?;
             if table.is_empty() {
                 return Ok(None);
             }
@@ -222,7 +238,7 @@ pub fn may_memoize() -> bool {
     }
 }
 
-pub fn memoize(id: pgrx::Uuid, side: u32, master_sha1: &str, jpeg: &[u8]) {
+pub fn memoize(id: pgrx::Uuid, side: u32, format: Format, master_sha1: &str, image: &[u8]) {
     with_plans(|plans| {
         Spi::connect_mut(|client| {
             let plan = kept(client, &plans.memoize, &MEMOIZE)?;
@@ -233,8 +249,9 @@ pub fn memoize(id: pgrx::Uuid, side: u32, master_sha1: &str, jpeg: &[u8]) {
                     &[
                         id.into(),
                         (side as i32).into(),
+                        format.name().into(),
                         master_sha1.into(),
-                        jpeg.into(),
+                        image.into(),
                     ],
                 )
                 .map(drop)
