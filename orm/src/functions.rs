@@ -18,6 +18,12 @@ define_sql_function! {
 }
 
 define_sql_function! {
+    /// The same in a `format`: `'jpeg'`, `'png'` or `'webp'` (see [`crate::Format`]).
+    #[sql_name = "avatar.avatar_get"]
+    fn avatar_get_as(id: Nullable<Uuid>, size: Integer, format: Text) -> Nullable<Bytea>;
+}
+
+define_sql_function! {
     /// The side that `avatar_get` returns for a requested size.
     #[sql_name = "avatar.avatar_size"]
     fn avatar_size(size: Integer) -> Integer;

@@ -27,6 +27,7 @@ extern crate self as diesel_avatar;
 
 pub mod changes;
 mod error;
+mod format;
 pub mod functions;
 pub mod libravatar;
 mod model;
@@ -37,6 +38,7 @@ pub mod http;
 
 pub use diesel_avatar_derive::Avatar;
 pub use error::{Error, Result};
+pub use format::Format;
 #[doc(hidden)]
 pub use model::__private;
 pub use model::{resource_url, Avatar, ResourceSql};

@@ -62,6 +62,55 @@ fn serves_exact_sizes_with_caching_headers() {
 }
 
 #[test]
+fn accept_picks_png_or_webp_and_each_is_its_own_representation() {
+    let (db, id) = with_avatar("http_formats");
+    let (_server, urls) = Server::for_db(&db);
+    let url = urls.url(id, &master_sha1(&mut db.connect(), id), 100);
+    let browser = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    let mut tags = std::collections::HashSet::new();
+    for (accept, mime, format) in [
+        (None, "image/jpeg", image::ImageFormat::Jpeg),
+        (Some("*/*"), "image/jpeg", image::ImageFormat::Jpeg),
+        (Some("image/png"), "image/png", image::ImageFormat::Png),
+        (Some(browser), "image/webp", image::ImageFormat::WebP),
+    ] {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        // Twice: once from the database, once from the route's memory.
+        for attempt in 0..2 {
+            let (response, body) = get(url.as_str(), &headers);
+            assert_eq!(response.status(), 200, "{accept:?}");
+            assert_eq!(header(&response, "content-type"), mime, "{accept:?}");
+            assert_eq!(header(&response, "vary"), "Accept", "{accept:?}");
+            assert_eq!(image::guess_format(&body).unwrap(), format, "{accept:?}");
+            let decoded = image::load_from_memory(&body).unwrap();
+            assert_eq!((decoded.width(), decoded.height()), (100, 100));
+            let etag = header(&response, "etag").to_string();
+            if attempt == 0 {
+                tags.insert((mime, etag.clone()));
+            }
+            // A tag revalidates its own format only.
+            let mut conditional = headers.clone();
+            conditional.push(("if-none-match", &etag));
+            let (response, _) = get(url.as_str(), &conditional);
+            assert_eq!(response.status(), 304, "{accept:?}");
+            assert_eq!(header(&response, "vary"), "Accept");
+        }
+    }
+    let distinct: std::collections::HashSet<&String> = tags.iter().map(|(_, tag)| tag).collect();
+    assert_eq!(distinct.len(), 3, "one ETag per format: {tags:?}");
+    let png_tag = &tags.iter().find(|(m, _)| *m == "image/png").unwrap().1;
+    let (response, _) = get(
+        url.as_str(),
+        &[("accept", "image/webp"), ("if-none-match", png_tag)],
+    );
+    assert_eq!(
+        response.status(),
+        200,
+        "a PNG's tag does not match the WebP"
+    );
+}
+
+#[test]
 fn head_and_conditional_requests() {
     let (db, id) = with_avatar("http_304");
     let (_server, urls) = Server::for_db(&db);

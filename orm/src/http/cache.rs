@@ -17,11 +17,12 @@ use lru::LruCache;
 use uuid::Uuid;
 
 use crate::changes::{Change, CHANNEL};
+use crate::Format;
 
 #[derive(Clone)]
 pub struct Entry {
     pub sha1: Arc<str>,
-    pub jpeg: Bytes,
+    pub bytes: Bytes,
 }
 
 pub struct Cache {
@@ -34,7 +35,7 @@ pub struct Cache {
 }
 
 struct Entries {
-    lru: LruCache<(Uuid, u32), Entry>,
+    lru: LruCache<(Uuid, u32, Format), Entry>,
     bytes: usize,
     max_bytes: usize,
 }
@@ -57,11 +58,11 @@ impl Cache {
         self.listening.load(Ordering::Acquire)
     }
 
-    pub fn get(&self, id: Uuid, size: u32) -> Option<Entry> {
+    pub fn get(&self, id: Uuid, size: u32, format: Format) -> Option<Entry> {
         if !self.enabled() {
             return None;
         }
-        self.lock().lru.get(&(id, size)).cloned()
+        self.lock().lru.get(&(id, size, format)).cloned()
     }
 
     /// Call before reading from the database; pass the result to [`Cache::put`].
@@ -69,20 +70,20 @@ impl Cache {
         self.epoch.load(Ordering::Acquire)
     }
 
-    pub fn put(&self, epoch: u64, id: Uuid, size: u32, entry: Entry) {
+    pub fn put(&self, epoch: u64, id: Uuid, size: u32, format: Format, entry: Entry) {
         let mut entries = self.lock();
         // Checked under the lock that evictions also take, so an eviction
         // either happens first (and the epoch differs) or removes this entry.
-        if !self.enabled() || self.epoch() != epoch || entry.jpeg.len() > entries.max_bytes {
+        if !self.enabled() || self.epoch() != epoch || entry.bytes.len() > entries.max_bytes {
             return;
         }
-        entries.bytes += entry.jpeg.len();
-        if let Some(old) = entries.lru.put((id, size), entry) {
-            entries.bytes -= old.jpeg.len();
+        entries.bytes += entry.bytes.len();
+        if let Some(old) = entries.lru.put((id, size, format), entry) {
+            entries.bytes -= old.bytes.len();
         }
         while entries.bytes > entries.max_bytes {
             match entries.lru.pop_lru() {
-                Some((_, old)) => entries.bytes -= old.jpeg.len(),
+                Some((_, old)) => entries.bytes -= old.bytes.len(),
                 None => break,
             }
         }
@@ -91,15 +92,15 @@ impl Cache {
     fn evict(&self, id: Uuid) {
         let mut entries = self.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        let sizes: Vec<(Uuid, u32)> = entries
+        let renditions: Vec<(Uuid, u32, Format)> = entries
             .lru
             .iter()
             .map(|(key, _)| *key)
-            .filter(|(entry_id, _)| *entry_id == id)
+            .filter(|(entry_id, _, _)| *entry_id == id)
             .collect();
-        for key in sizes {
+        for key in renditions {
             if let Some(old) = entries.lru.pop(&key) {
-                entries.bytes -= old.jpeg.len();
+                entries.bytes -= old.bytes.len();
             }
         }
     }
@@ -232,7 +233,7 @@ mod tests {
     fn entry(bytes: usize) -> Entry {
         Entry {
             sha1: "a".repeat(40).into(),
-            jpeg: Bytes::from(vec![0; bytes]),
+            bytes: Bytes::from(vec![0; bytes]),
         }
     }
 
@@ -246,13 +247,13 @@ mod tests {
     fn nothing_is_trusted_without_a_listener() {
         let cache = Cache::new(1000);
         let id = id(1);
-        cache.put(cache.epoch(), id, 64, entry(10));
-        assert!(cache.get(id, 64).is_none());
+        cache.put(cache.epoch(), id, 64, Format::Jpeg, entry(10));
+        assert!(cache.get(id, 64, Format::Jpeg).is_none());
         cache.reset(true);
-        cache.put(cache.epoch(), id, 64, entry(10));
-        assert!(cache.get(id, 64).is_some());
+        cache.put(cache.epoch(), id, 64, Format::Jpeg, entry(10));
+        assert!(cache.get(id, 64, Format::Jpeg).is_some());
         cache.reset(false);
-        assert!(cache.get(id, 64).is_none());
+        assert!(cache.get(id, 64, Format::Jpeg).is_none());
     }
 
     #[test]
@@ -260,12 +261,19 @@ mod tests {
         let cache = listening(1000);
         let (a, b) = (id(1), id(2));
         for size in [32, 64] {
-            cache.put(cache.epoch(), a, size, entry(10));
+            cache.put(cache.epoch(), a, size, Format::Jpeg, entry(10));
+            cache.put(cache.epoch(), a, size, Format::Webp, entry(10));
         }
-        cache.put(cache.epoch(), b, 64, entry(10));
+        cache.put(cache.epoch(), b, 64, Format::Jpeg, entry(10));
         cache.evict(a);
-        assert!(cache.get(a, 32).is_none() && cache.get(a, 64).is_none());
-        assert!(cache.get(b, 64).is_some());
+        assert!(
+            cache.get(a, 32, Format::Jpeg).is_none() && cache.get(a, 64, Format::Jpeg).is_none()
+        );
+        assert!(
+            cache.get(a, 64, Format::Webp).is_none(),
+            "every format goes"
+        );
+        assert!(cache.get(b, 64, Format::Jpeg).is_some());
     }
 
     #[test]
@@ -274,8 +282,8 @@ mod tests {
         let id = id(1);
         let before = cache.epoch();
         cache.evict(id);
-        cache.put(before, id, 64, entry(10));
-        assert!(cache.get(id, 64).is_none());
+        cache.put(before, id, 64, Format::Jpeg, entry(10));
+        assert!(cache.get(id, 64, Format::Jpeg).is_none());
     }
 
     #[test]
@@ -283,12 +291,15 @@ mod tests {
         let cache = listening(100);
         let ids: Vec<Uuid> = (0..5).map(id).collect();
         for id in &ids {
-            cache.put(cache.epoch(), *id, 64, entry(30));
+            cache.put(cache.epoch(), *id, 64, Format::Jpeg, entry(30));
         }
         assert!(cache.lock().bytes <= 100);
-        assert!(cache.get(ids[0], 64).is_none(), "oldest evicted first");
-        assert!(cache.get(ids[4], 64).is_some());
-        cache.put(cache.epoch(), id(9), 64, entry(101));
+        assert!(
+            cache.get(ids[0], 64, Format::Jpeg).is_none(),
+            "oldest evicted first"
+        );
+        assert!(cache.get(ids[4], 64, Format::Jpeg).is_some());
+        cache.put(cache.epoch(), id(9), 64, Format::Jpeg, entry(101));
         assert!(cache.lock().bytes <= 100);
     }
 }

@@ -1,5 +1,6 @@
 //! The route that serves public avatar URLs:
-//! `GET`/`HEAD /avatar/{db}/{id}?s={size}&v={version}`.
+//! `GET`/`HEAD /avatar/{db}/{id}?s={size}&v={version}`, as JPEG, or as
+//! PNG or WebP when the `Accept` header names them.
 //!
 //! Mount it in an existing axum app with one line:
 //!
@@ -28,6 +29,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::urls::{self, RequestError};
+use crate::Format;
 use cache::{Cache, Entry};
 use store::{Fetched, Pool};
 use uuid::Uuid;
@@ -38,7 +40,7 @@ pub struct Database {
     /// Only ever used to derive the URL key; never logged or sent.
     pub name: String,
     /// A libpq connection string or URL. Its role needs EXECUTE on
-    /// `avatar.avatar_get(uuid, integer)` and `avatar.avatar_sha1(uuid)`.
+    /// `avatar.avatar_get(uuid, integer, text)` and `avatar.avatar_sha1(uuid)`.
     pub url: String,
     pub secret: Vec<u8>,
 }
@@ -57,7 +59,7 @@ pub struct Options {
     pub pool_size: u32,
     /// How long a request waits for a connection before answering 503.
     pub connect_timeout: Duration,
-    /// JPEG bytes kept in memory per database, so that hits and 304s need
+    /// Image bytes kept in memory per database, so that hits and 304s need
     /// no query. Entries are evicted by pg_avatar's `avatar_changed`
     /// notifications, within about 50 ms of a commit. 0 turns it off.
     pub cache_bytes: usize,
@@ -186,35 +188,37 @@ async fn serve_avatar(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let rendition = Rendition { size, format };
 
-    if let Some(hit) = backend.cache.get(id, size) {
+    if let Some(hit) = backend.cache.get(id, size, format) {
         let fresh = if_none_match
             .as_deref()
-            .is_some_and(|tags| etag::matches(tags, &hit.sha1, size));
+            .is_some_and(|tags| etag::matches(tags, &hit.sha1, size, format));
         let (status, body) = if fresh {
             (StatusCode::NOT_MODIFIED, None)
         } else {
-            (StatusCode::OK, Some(hit.jpeg))
+            (StatusCode::OK, Some(hit.bytes))
         };
-        return Some(answer(service, version, size, status, &hit.sha1, body));
+        return Some(answer(service, version, rendition, status, &hit.sha1, body));
     }
 
     let epoch = backend.cache.epoch();
     let pool = backend.pool.clone();
     let fetched = tokio::task::spawn_blocking(move || {
-        store::fetch(&pool, id, size, if_none_match.as_deref())
+        store::fetch(&pool, id, size, format, if_none_match.as_deref())
     })
     .await;
     let (status, sha1, body) = match fetched {
         Ok(Ok(Fetched::Missing)) => return None,
         Ok(Ok(Fetched::NotModified { sha1 })) => (StatusCode::NOT_MODIFIED, sha1, None),
-        Ok(Ok(Fetched::Image { sha1, jpeg })) => {
+        Ok(Ok(Fetched::Image { sha1, bytes })) => {
             let entry = Entry {
                 sha1: sha1.as_str().into(),
-                jpeg: Bytes::from(jpeg),
+                bytes: Bytes::from(bytes),
             };
-            backend.cache.put(epoch, id, size, entry.clone());
-            (StatusCode::OK, sha1, Some(entry.jpeg))
+            backend.cache.put(epoch, id, size, format, entry.clone());
+            (StatusCode::OK, sha1, Some(entry.bytes))
         }
         Ok(Err(e)) => return Some(failed(database_key, e)),
         Err(join) => {
@@ -225,7 +229,14 @@ async fn serve_avatar(
             ));
         }
     };
-    Some(answer(service, version, size, status, &sha1, body))
+    Some(answer(service, version, rendition, status, &sha1, body))
+}
+
+/// What one answer carries: a size, in the format the request accepts.
+#[derive(Clone, Copy)]
+struct Rendition {
+    size: u32,
+    format: Format,
 }
 
 /// 503 while the database is unreachable, 500 for anything else.
@@ -252,20 +263,29 @@ fn failed(database_key: &str, error: store::FetchError) -> Response {
 fn answer(
     service: &Service,
     version: Option<&str>,
-    size: u32,
+    rendition: Rendition,
     status: StatusCode,
     sha1: &str,
     body: Option<Bytes>,
 ) -> Response {
     let current = version.is_some_and(|v| v == urls::version(sha1));
     let mut response = match body {
-        Some(jpeg) => (status, jpeg).into_response(),
+        Some(bytes) => (status, bytes).into_response(),
         None => status.into_response(),
     };
     let h = response.headers_mut();
     common_headers(h);
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    h.insert(header::ETAG, etag::for_image(sha1, size));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(rendition.format.mime_type()),
+    );
+    // Shared caches must key on Accept too, or a WebP answer could reach a
+    // client that asked for PNG.
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(
+        header::ETAG,
+        etag::for_image(sha1, rendition.size, rendition.format),
+    );
     h.insert(
         header::CACHE_CONTROL,
         if current {

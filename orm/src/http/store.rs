@@ -7,7 +7,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
 use super::{etag, Options};
-use crate::functions::{avatar_by_digest, avatar_default, avatar_get, avatar_sha1};
+use crate::functions::{avatar_by_digest, avatar_default, avatar_get_as, avatar_sha1};
+use crate::Format;
 
 pub type Pool = R2d2Pool<ConnectionManager<PgConnection>>;
 
@@ -24,7 +25,7 @@ pub fn pool(url: &str, options: &Options) -> Pool {
 pub enum Fetched {
     Missing,
     NotModified { sha1: String },
-    Image { sha1: String, jpeg: Vec<u8> },
+    Image { sha1: String, bytes: Vec<u8> },
 }
 
 pub enum FetchError {
@@ -39,10 +40,11 @@ pub fn fetch(
     pool: &Pool,
     id: Uuid,
     size: u32,
+    format: Format,
     if_none_match: Option<&str>,
 ) -> Result<Fetched, FetchError> {
-    match fetch_once(pool, id, size, if_none_match) {
-        Err(FetchError::Unavailable) => fetch_once(pool, id, size, if_none_match),
+    match fetch_once(pool, id, size, format, if_none_match) {
+        Err(FetchError::Unavailable) => fetch_once(pool, id, size, format, if_none_match),
         other => other,
     }
 }
@@ -51,6 +53,7 @@ fn fetch_once(
     pool: &Pool,
     id: Uuid,
     size: u32,
+    format: Format,
     if_none_match: Option<&str>,
 ) -> Result<Fetched, FetchError> {
     let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
@@ -62,18 +65,18 @@ fn fetch_once(
             .map_err(classify)?;
         match sha1 {
             None => return Ok(Fetched::Missing),
-            Some(sha1) if etag::matches(tags, &sha1, size) => {
+            Some(sha1) if etag::matches(tags, &sha1, size, format) => {
                 return Ok(Fetched::NotModified { sha1 })
             }
             Some(_) => {}
         }
     }
-    let (sha1, jpeg): (Option<String>, Option<Vec<u8>>) =
-        diesel::select((avatar_sha1(id), avatar_get(id, size_sql)))
+    let (sha1, bytes): (Option<String>, Option<Vec<u8>>) =
+        diesel::select((avatar_sha1(id), avatar_get_as(id, size_sql, format.name())))
             .get_result(&mut conn)
             .map_err(classify)?;
-    Ok(match (sha1, jpeg) {
-        (Some(sha1), Some(jpeg)) => Fetched::Image { sha1, jpeg },
+    Ok(match (sha1, bytes) {
+        (Some(sha1), Some(bytes)) => Fetched::Image { sha1, bytes },
         _ => Fetched::Missing,
     })
 }
