@@ -55,9 +55,15 @@ define_sql_function! {
 }
 
 define_sql_function! {
-    /// The avatar of `resource`, or a generated one of `kind` for it.
+    /// The avatar of `resource`, or a generated one of `kind` (such as
+    /// `initial`) seeded by `name`, or by the resource when `name` is NULL.
     #[sql_name = "avatar.avatar_get_or_default"]
-    fn avatar_get_or_default(resource: Text, size: Integer, kind: Text) -> Bytea;
+    fn avatar_get_or_default(
+        resource: Text,
+        size: Integer,
+        kind: Text,
+        name: Nullable<Text>,
+    ) -> Bytea;
 }
 
 define_sql_function! {

@@ -8,7 +8,9 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::functions::{avatar_delete, avatar_get, avatar_id, avatar_set, avatar_sha1};
+use crate::functions::{
+    avatar_delete, avatar_get, avatar_get_or_default, avatar_id, avatar_set, avatar_sha1,
+};
 use crate::urls::AvatarUrls;
 
 /// The resource of a row as a SQL expression over its table, for queries
@@ -42,6 +44,21 @@ pub trait Avatar {
     fn avatar(&self, conn: &mut PgConnection, size: u32) -> Result<Option<Vec<u8>>> {
         let size = i32::try_from(size).unwrap_or(i32::MAX);
         Ok(diesel::select(avatar_get(avatar_id(self.avatar_resource()), size)).get_result(conn)?)
+    }
+
+    /// The avatar, or in one query a generated placeholder of `kind` for
+    /// `name`: `"initial"` draws its first letter on a colour from its
+    /// hash; `"identicon"`, `"retro"` and `"mp"` are Libravatar's.
+    fn avatar_or_default(
+        &self,
+        conn: &mut PgConnection,
+        size: u32,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<u8>> {
+        let size = i32::try_from(size).unwrap_or(i32::MAX);
+        let query = avatar_get_or_default(self.avatar_resource(), size, kind, Some(name));
+        Ok(diesel::select(query).get_result(conn)?)
     }
 
     fn avatar_id(&self, conn: &mut PgConnection) -> Result<Option<Uuid>> {

@@ -107,6 +107,34 @@ fn set_get_url_delete() {
 }
 
 #[test]
+fn the_avatar_or_a_placeholder_for_the_name_in_one_call() {
+    let (_db, mut conn) = app();
+    let ada = new_user(&mut conn, "Ada");
+    let letter = ada
+        .avatar_or_default(&mut conn, 64, "initial", &ada.name)
+        .unwrap();
+    assert_eq!(image::load_from_memory(&letter).unwrap().width(), 64);
+    let drawn: Vec<u8> = diesel::select(diesel_avatar::functions::avatar_default(
+        "initial", "Ada", 64,
+    ))
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(letter, drawn, "the placeholder is drawn from the name");
+
+    ada.set_avatar(&mut conn, &png(90, 90)).unwrap();
+    let own = ada
+        .avatar_or_default(&mut conn, 64, "initial", &ada.name)
+        .unwrap();
+    assert_eq!(Some(own), ada.avatar(&mut conn, 64).unwrap());
+    let bob = new_user(&mut conn, "Bob");
+    let unknown = bob.avatar_or_default(&mut conn, 64, "sparkles", &bob.name);
+    assert!(
+        unknown.is_err_and(|e| e.to_string().contains("not a kind of default avatar")),
+        "an unknown kind is an error, not an empty image"
+    );
+}
+
+#[test]
 fn invalid_uploads_are_typed_apart_from_database_errors() {
     let (_db, mut conn) = app();
     let user = new_user(&mut conn, "Bob");
