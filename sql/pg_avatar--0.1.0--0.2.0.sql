@@ -22,7 +22,10 @@ CREATE TABLE avatar.avatar_email (
     resource text NOT NULL
              CHECK (btrim(resource) <> '' AND octet_length(resource) <= 1024),
     md5      text NOT NULL UNIQUE CHECK (md5 ~ '^[0-9a-f]{32}$'),
-    sha256   text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$')
+    sha256   text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    -- The address's domain, for the opt-in fallback's DNS SRV lookup
+    -- (Libravatar federation): where to ask, never who.
+    domain   text NOT NULL CHECK (domain <> '' AND octet_length(domain) <= 253)
 );
 CREATE INDEX avatar_email_resource ON avatar.avatar_email (resource);
 SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_email', '');
@@ -144,9 +147,10 @@ CREATE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
             RAISE EXCEPTION 'pg_avatar: % is not an email address', quote_literal(email)
                 USING ERRCODE = '22023', HINT = 'Pass one address, such as ''ada@example.org''.';
         END IF;
-        INSERT INTO avatar.avatar_email AS e (resource, md5, sha256)
+        INSERT INTO avatar.avatar_email AS e (resource, md5, sha256, domain)
         VALUES (avatar_set_email.resource, md5(address),
-                encode(sha256(convert_to(address, 'UTF8')), 'hex'))
+                encode(sha256(convert_to(address, 'UTF8')), 'hex'),
+                split_part(address, '@', 2))
         ON CONFLICT (sha256) DO UPDATE SET resource = excluded.resource;
     END
     $$;
@@ -154,6 +158,7 @@ CREATE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
 COMMENT ON FUNCTION avatar.avatar_set_email(text, text) IS
     'Lets the Libravatar route find a resource''s avatar by this address (stored as MD5 and SHA-256 digests only).';
 
+-- The address's fallback copy (see avatar_set_fallback) goes with it.
 CREATE FUNCTION avatar.avatar_unset_email(resource text, email text) RETURNS boolean
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -162,7 +167,10 @@ CREATE FUNCTION avatar.avatar_unset_email(resource text, email text) RETURNS boo
             DELETE FROM avatar.avatar_email e
              WHERE e.resource = $1
                AND e.sha256 = encode(sha256(convert_to(lower(btrim($2)), 'UTF8')), 'hex')
-            RETURNING 1)
+            RETURNING e.sha256),
+             copies AS (
+            DELETE FROM avatar.avatar a USING gone
+             WHERE a.resource = 'libravatar:' || gone.sha256)
         SELECT EXISTS (SELECT FROM gone)
     $$;
 
@@ -179,12 +187,56 @@ CREATE FUNCTION avatar.avatar_by_digest(digest text) RETURNS uuid
             RAISE EXCEPTION 'pg_avatar: % is not an MD5 or SHA-256 digest', quote_literal(digest)
                 USING ERRCODE = '22023', HINT = 'Give 32 or 64 hex digits.';
         END IF;
-        RETURN (SELECT a.id
+        -- The resource's own avatar; failing that, a copy the fallback
+        -- fetched, unless the owner has an avatar that is disabled.
+        RETURN (SELECT coalesce(own.id, copy.id)
                   FROM avatar.avatar_email e
-                  JOIN avatar.avatar a ON a.resource = e.resource
+                  LEFT JOIN avatar.avatar own ON own.resource = e.resource
+                  LEFT JOIN avatar.avatar copy ON copy.resource = 'libravatar:' || e.sha256
                  WHERE (CASE WHEN length(hex) = 32 THEN e.md5 = hex ELSE e.sha256 = hex END)
-                   AND a.disabled_at IS NULL);
+                   AND CASE WHEN own.id IS NOT NULL THEN own.disabled_at IS NULL
+                            ELSE copy.disabled_at IS NULL END);
     END
+    $$;
+
+-- The opt-in fallback to an external Libravatar provider. pg-avatar serve
+-- asks which known address behind a digest has no avatar of its own and
+-- no copy fresher than `refresh`; it fetches one and stores it with
+-- avatar_set_fallback under the resource 'libravatar:<sha256>', a normal
+-- avatar with a normal id and cache. `copied_at` is NULL for a first fetch.
+CREATE FUNCTION avatar.avatar_fallback_due(digest text, refresh interval,
+        OUT sha256 text, OUT domain text, OUT copied_at timestamptz)
+    RETURNS SETOF record
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER ROWS 1
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT e.sha256, e.domain, copy.updated_at
+          FROM avatar.avatar_email e
+          LEFT JOIN avatar.avatar copy ON copy.resource = 'libravatar:' || e.sha256
+         WHERE (CASE WHEN length($1) = 32 THEN e.md5 = lower($1) ELSE e.sha256 = lower($1) END)
+           AND NOT EXISTS (SELECT FROM avatar.avatar own WHERE own.resource = e.resource)
+           AND (copy.id IS NULL OR copy.updated_at < now() - $2)
+    $$;
+
+-- Only for addresses that are set, so the route's role cannot write any
+-- other resource. NULL if the address is unknown.
+CREATE FUNCTION avatar.avatar_set_fallback(sha256 text, image bytea) RETURNS uuid
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT avatar.avatar_set('libravatar:' || e.sha256, $2)
+          FROM avatar.avatar_email e
+         WHERE e.sha256 = lower($1)
+    $$;
+
+-- The provider no longer has an avatar for the address.
+CREATE FUNCTION avatar.avatar_drop_fallback(sha256 text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH gone AS (DELETE FROM avatar.avatar a
+                       WHERE a.resource = 'libravatar:' || lower($1) RETURNING 1)
+        SELECT EXISTS (SELECT FROM gone)
     $$;
 
 -- Disable keeps the image and the id; enable serves them again.
@@ -206,14 +258,16 @@ CREATE FUNCTION avatar.avatar_enable(resource text) RETURNS boolean
         SELECT EXISTS (SELECT FROM changed)
     $$;
 
--- Everything pg_avatar holds for a resource, gone for good: image, cache
--- and address digests.
+-- Everything pg_avatar holds for a resource, gone for good: image, cache,
+-- address digests and the fallback's copies for those addresses.
 CREATE FUNCTION avatar.avatar_wipe(resource text) RETURNS boolean
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-        WITH emails AS (DELETE FROM avatar.avatar_email e WHERE e.resource = $1),
-             gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 RETURNING 1)
+        WITH emails AS (DELETE FROM avatar.avatar_email e WHERE e.resource = $1
+                        RETURNING 'libravatar:' || e.sha256 AS copy),
+             gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 RETURNING 1),
+             copies AS (DELETE FROM avatar.avatar a USING emails WHERE a.resource = emails.copy)
         SELECT EXISTS (SELECT FROM gone)
     $$;
 
@@ -237,6 +291,9 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_set_email(text, text),
     avatar.avatar_unset_email(text, text),
     avatar.avatar_by_digest(text),
+    avatar.avatar_fallback_due(text, interval),
+    avatar.avatar_set_fallback(text, bytea),
+    avatar.avatar_drop_fallback(text),
     avatar.avatar_disable(text),
     avatar.avatar_enable(text),
     avatar.avatar_wipe(text),

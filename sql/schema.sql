@@ -42,7 +42,10 @@ CREATE TABLE avatar.avatar_email (
     resource text NOT NULL
              CHECK (btrim(resource) <> '' AND octet_length(resource) <= 1024),
     md5      text NOT NULL UNIQUE CHECK (md5 ~ '^[0-9a-f]{32}$'),
-    sha256   text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$')
+    sha256   text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    -- The address's domain, for the opt-in fallback's DNS SRV lookup
+    -- (Libravatar federation): where to ask, never who.
+    domain   text NOT NULL CHECK (domain <> '' AND octet_length(domain) <= 253)
 );
 CREATE INDEX avatar_email_resource ON avatar.avatar_email (resource);
 

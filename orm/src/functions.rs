@@ -101,3 +101,16 @@ define_sql_function! {
     #[sql_name = "avatar.avatar_wipe"]
     fn avatar_wipe(resource: Text) -> diesel::sql_types::Bool;
 }
+
+define_sql_function! {
+    /// Stores a copy fetched by the Libravatar fallback for the address
+    /// with this SHA-256; NULL if no such address is set.
+    #[sql_name = "avatar.avatar_set_fallback"]
+    fn avatar_set_fallback(sha256: Text, image: Bytea) -> Nullable<Uuid>;
+}
+
+define_sql_function! {
+    /// Removes the fallback's copy for an address; true if there was one.
+    #[sql_name = "avatar.avatar_drop_fallback"]
+    fn avatar_drop_fallback(sha256: Text) -> diesel::sql_types::Bool;
+}

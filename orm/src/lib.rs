@@ -17,7 +17,8 @@
 //! - [`Avatar`], the mixin, and its derive;
 //! - [`functions`], the extension's SQL functions for the query builder;
 //! - [`urls`], public URLs whose database segment is a keyed hash;
-//! - [`libravatar`], the Libravatar protocol's request rules;
+//! - [`libravatar`], the Libravatar protocol's request rules, and
+//!   [`federation`], its DNS rules for the opt-in fallback;
 //! - [`changes`], a subscription to avatar changes;
 //! - `http` (feature `http`), the axum route that serves those URLs, and
 //!   optionally a Libravatar-compatible one.
@@ -27,6 +28,7 @@ extern crate self as diesel_avatar;
 
 pub mod changes;
 mod error;
+pub mod federation;
 mod format;
 pub mod functions;
 pub mod libravatar;

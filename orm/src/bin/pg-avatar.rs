@@ -111,6 +111,48 @@ struct LibravatarConfig {
     max_size: Option<u32>,
     #[serde(default)]
     allowed_default_hosts: Vec<String>,
+    /// Fetch avatars for set addresses from other providers. Off unless present.
+    fallback: Option<FallbackConfig>,
+}
+
+/// `[libravatar.fallback]`; each field defaults as `RemoteFallback::default`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FallbackConfig {
+    /// A base URL, or "" to ask federated providers only.
+    central: Option<String>,
+    federation: Option<bool>,
+    timeout_secs: Option<u64>,
+    lookups_per_minute: Option<u32>,
+    negative_ttl_secs: Option<u64>,
+    srv_ttl_secs: Option<u64>,
+    refresh_after_secs: Option<u64>,
+    nameserver: Option<SocketAddr>,
+    allow_private_targets: Option<bool>,
+}
+
+impl FallbackConfig {
+    fn options(&self) -> Fallible<http::RemoteFallback> {
+        let d = http::RemoteFallback::default();
+        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        Ok(http::RemoteFallback {
+            central: match self.central.as_deref() {
+                None => d.central,
+                Some("") => None,
+                Some(url) => Some(url::Url::parse(url).map_err(|e| format!("central: {e}"))?),
+            },
+            federation: self.federation.unwrap_or(d.federation),
+            timeout: secs(self.timeout_secs, d.timeout),
+            lookups_per_minute: self.lookups_per_minute.unwrap_or(d.lookups_per_minute),
+            negative_ttl: secs(self.negative_ttl_secs, d.negative_ttl),
+            srv_ttl: secs(self.srv_ttl_secs, d.srv_ttl),
+            refresh_after: secs(self.refresh_after_secs, d.refresh_after),
+            nameserver: self.nameserver.or(d.nameserver),
+            allow_private_targets: self
+                .allow_private_targets
+                .unwrap_or(d.allow_private_targets),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -209,6 +251,11 @@ fn serve_command(serve: Serve) -> Fallible<ExitCode> {
             database: libravatar.database.clone(),
             max_size: libravatar.max_size.unwrap_or(defaults.max_size),
             allowed_default_hosts: libravatar.allowed_default_hosts.clone(),
+            fallback: libravatar
+                .fallback
+                .as_ref()
+                .map(FallbackConfig::options)
+                .transpose()?,
         });
     }
     let count = databases.len();

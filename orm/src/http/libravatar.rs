@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use lru::LruCache;
 use std::collections::HashMap;
 
+use super::fallback::{Lookups, RemoteFallback};
 use super::{common_headers, failed, not_found, serve_avatar, store, Service};
 use crate::libravatar::{self, Fallback};
 
@@ -24,6 +25,9 @@ pub struct Libravatar {
     pub max_size: u32,
     /// Hosts a `d=<url>` default may redirect to; any other URL is ignored.
     pub allowed_default_hosts: Vec<String>,
+    /// Fetch avatars for set addresses that have none from an external
+    /// provider. Off (`None`) by default: see [`RemoteFallback`].
+    pub fallback: Option<RemoteFallback>,
 }
 
 impl Default for Libravatar {
@@ -32,6 +36,7 @@ impl Default for Libravatar {
             database: String::new(),
             max_size: 512,
             allowed_default_hosts: Vec::new(),
+            fallback: None,
         }
     }
 }
@@ -45,11 +50,14 @@ pub(super) struct Provider {
     pub database_key: String,
     pub options: Libravatar,
     generated: Mutex<LruCache<(&'static str, String, u32), Bytes>>,
+    fallback: Option<Lookups>,
 }
 
 impl Provider {
     pub fn new(service: Arc<Service>, database_key: String, options: Libravatar) -> Provider {
+        let fallback = options.fallback.clone().map(Lookups::new);
         Provider {
+            fallback,
             service,
             database_key,
             options,
@@ -72,6 +80,9 @@ pub(super) async fn handle(
     let backend = &state.service.backends[&state.database_key];
 
     if let (Some(digest), false) = (&digest, libravatar::forced(param("f", "forcedefault"))) {
+        if let Err(response) = fall_back(&state, digest).await {
+            return response;
+        }
         let pool = backend.pool.clone();
         let wanted = digest.clone();
         match tokio::task::spawn_blocking(move || store::by_digest(&pool, &wanted)).await {
@@ -112,6 +123,39 @@ pub(super) async fn handle(
         Fallback::Generated(kind) => {
             generated(&state, kind, digest.unwrap_or_default(), size, &headers).await
         }
+    }
+}
+
+/// With the fallback on, fetches a copy for an address that is set but has
+/// no avatar: the first time before answering (within the fallback's
+/// timeout), later in the background while the old copy is served.
+async fn fall_back(state: &Arc<Provider>, digest: &str) -> Result<(), Response> {
+    let Some(lookups) = &state.fallback else {
+        return Ok(());
+    };
+    let pool = state.service.backends[&state.database_key].pool.clone();
+    let (wanted, refresh) = (digest.to_string(), lookups.refresh_after());
+    let due = {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || store::fallback_due(&pool, &wanted, refresh)).await
+    };
+    match due {
+        Ok(Ok(Some(due))) if due.copied => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Some(lookups) = &state.fallback {
+                    lookups.refresh(&pool, due).await;
+                }
+            });
+            Ok(())
+        }
+        Ok(Ok(Some(due))) => {
+            lookups.refresh(&pool, due).await;
+            Ok(())
+        }
+        Ok(Ok(None)) => Ok(()),
+        Ok(Err(e)) => Err(failed(&state.database_key, e)),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
     }
 }
 

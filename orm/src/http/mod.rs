@@ -10,10 +10,12 @@
 
 mod cache;
 mod etag;
+mod fallback;
 mod libravatar;
 mod server;
 mod store;
 
+pub use fallback::RemoteFallback;
 pub use libravatar::Libravatar;
 pub use server::{serve, Limits};
 

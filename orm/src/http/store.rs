@@ -7,7 +7,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
 use super::{etag, Options};
-use crate::functions::{avatar_by_digest, avatar_default, avatar_get_as, avatar_sha1};
+use crate::functions::{
+    avatar_by_digest, avatar_default, avatar_drop_fallback, avatar_get_as, avatar_set_fallback,
+    avatar_sha1,
+};
 use crate::Format;
 
 pub type Pool = R2d2Pool<ConnectionManager<PgConnection>>;
@@ -108,6 +111,58 @@ pub fn generated(pool: &Pool, kind: &str, seed: &str, size: u32) -> Result<Vec<u
         Err(FetchError::Unavailable) => once(),
         other => other,
     }
+}
+
+/// An address the Libravatar fallback should look up now.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Due {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub sha256: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub domain: String,
+    /// Whether a copy exists (which is then older than the refresh age).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub copied: bool,
+}
+
+pub fn fallback_due(
+    pool: &Pool,
+    digest: &str,
+    refresh: std::time::Duration,
+) -> Result<Option<Due>, FetchError> {
+    let once = || -> Result<Option<Due>, FetchError> {
+        let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+        diesel::sql_query(
+            "SELECT sha256, domain, copied_at IS NOT NULL AS copied
+               FROM avatar.avatar_fallback_due($1, make_interval(secs => $2))",
+        )
+        .bind::<diesel::sql_types::Text, _>(digest)
+        .bind::<diesel::sql_types::Double, _>(refresh.as_secs_f64())
+        .get_result(&mut conn)
+        .optional()
+        .map_err(classify)
+    };
+    match once() {
+        Err(FetchError::Unavailable) => once(),
+        other => other,
+    }
+}
+
+/// Errors as text: the fallback only logs them.
+pub fn set_fallback(pool: &Pool, sha256: &str, image: &[u8]) -> Result<(), String> {
+    let mut conn = pool.get().map_err(|_| "database unavailable".to_string())?;
+    diesel::select(avatar_set_fallback(sha256, image))
+        .get_result::<Option<Uuid>>(&mut conn)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+pub fn drop_fallback(pool: &Pool, sha256: &str) -> Result<(), String> {
+    let mut conn = pool.get().map_err(|_| "database unavailable".to_string())?;
+    diesel::select(avatar_drop_fallback(sha256))
+        .get_result::<bool>(&mut conn)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 fn classify(e: DieselError) -> FetchError {
