@@ -67,6 +67,13 @@ CREATE FUNCTION avatar.avatar_notify_change() RETURNS trigger
             'resource', changed.resource,
             'sha1', CASE WHEN TG_OP = 'DELETE' OR changed.disabled_at IS NOT NULL THEN NULL
                          ELSE changed.sha1 END)::text);
+        -- Which avatar an address digest leads to may have changed too:
+        -- its owner's, or the fallback's copy for it.
+        PERFORM avatar.avatar_notify_address(e.md5, e.sha256)
+           FROM avatar.avatar_email e
+          WHERE e.resource = changed.resource
+             OR (changed.resource LIKE 'libravatar:%'
+                 AND e.sha256 = substr(changed.resource, length('libravatar:') + 1));
         RETURN NULL;
     END
     $$;
@@ -74,6 +81,35 @@ CREATE FUNCTION avatar.avatar_notify_change() RETURNS trigger
 CREATE TRIGGER avatar_changed
     AFTER INSERT OR DELETE OR UPDATE OF image, sha1, disabled_at ON avatar.avatar
     FOR EACH ROW EXECUTE FUNCTION avatar.avatar_notify_change();
+
+-- `avatar_address_changed` names the digests whose avatar may now be
+-- another, so the Libravatar route can evict what it remembers of them.
+CREATE FUNCTION avatar.avatar_notify_address(md5 text, sha256 text) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT pg_notify('avatar_address_changed',
+                         json_build_object('md5', $1, 'sha256', $2)::text)
+    $$;
+
+CREATE FUNCTION avatar.avatar_email_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM avatar.avatar_notify_address(OLD.md5, OLD.sha256);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            PERFORM avatar.avatar_notify_address(NEW.md5, NEW.sha256);
+        END IF;
+        RETURN NULL;
+    END
+    $$;
+
+CREATE TRIGGER avatar_email_changed
+    AFTER INSERT OR DELETE OR UPDATE ON avatar.avatar_email
+    FOR EACH ROW EXECUTE FUNCTION avatar.avatar_email_changed();
 
 -- Deleting an owner row deletes its avatar. avatar.attach('users', 'id')
 -- installs the trigger; resources are named as diesel-avatar names them:
@@ -292,6 +328,8 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_delete(text),
     avatar.avatar_info(uuid),
     avatar.avatar_notify_change(),
+    avatar.avatar_notify_address(text, text),
+    avatar.avatar_email_changed(),
     avatar.avatar_owner_deleted(),
     avatar.attach(regclass, name[]),
     avatar.avatar_set_email(text, text),

@@ -353,6 +353,14 @@ mod tests {
             ("avatar.avatar_delete(text)", "v", true, "u", true),
             ("avatar.avatar_info(uuid)", "s", true, "s", true),
             ("avatar.avatar_notify_change()", "v", false, "u", false),
+            (
+                "avatar.avatar_notify_address(text,text)",
+                "v",
+                false,
+                "u",
+                false,
+            ),
+            ("avatar.avatar_email_changed()", "v", false, "u", false),
             ("avatar.avatar_owner_deleted()", "v", false, "u", true),
             ("avatar.attach(regclass,name[])", "v", true, "u", false),
             (

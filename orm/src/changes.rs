@@ -17,6 +17,17 @@ use uuid::Uuid;
 /// The channel pg_avatar notifies on.
 pub const CHANNEL: &str = "avatar_changed";
 
+/// Where pg_avatar says that an address digest may now lead to another
+/// avatar (or none): payload `{"md5": …, "sha256": …}`.
+pub const ADDRESS_CHANNEL: &str = "avatar_address_changed";
+
+/// The two digests of an address whose avatar may have changed.
+pub fn parse_address(payload: &str) -> Option<[String; 2]> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let digest = |key: &str| Some(value.get(key)?.as_str()?.to_ascii_lowercase());
+    Some([digest("md5")?, digest("sha256")?])
+}
+
 /// One change, as the notification's JSON payload describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -106,6 +117,11 @@ mod tests {
             None
         );
         assert_eq!(Change::parse("not json"), None);
+        assert_eq!(
+            parse_address(r#"{"md5":"AB","sha256":"cd"}"#),
+            Some(["ab".to_string(), "cd".to_string()])
+        );
+        assert_eq!(parse_address(r#"{"md5":"ab"}"#), None);
         assert_eq!(
             Change::parse(r#"{"id":42,"resource":"x","sha1":null}"#),
             None

@@ -224,3 +224,82 @@ fn the_route_is_off_unless_configured() {
     let (response, _) = get(&format!("{}/avatar/{}", server.base, "a".repeat(32)), &[]);
     assert_eq!(response.status(), 404);
 }
+
+/// The route remembers which avatar a digest leads to, and forgets it when
+/// an avatar or an address changes: what it serves follows the database
+/// within moments, and while it remembers it needs no database at all.
+#[test]
+fn remembered_digests_follow_every_change() {
+    use std::time::{Duration, Instant};
+
+    let db = TestDb::new("libravatar_memory");
+    let mut c = db.connect();
+    let web = format!("{}_web", db.name);
+    c.batch_execute(&format!(
+        "CREATE ROLE {web} LOGIN;
+         GRANT EXECUTE ON FUNCTION avatar.avatar_get(uuid, integer, text),
+             avatar.avatar_sha1(uuid), avatar.avatar_by_digest(text) TO {web};"
+    ))
+    .unwrap();
+    let server = Server::start(
+        vec![database(&db, db.conninfo_as(&web))],
+        Options {
+            libravatar: Some(Libravatar {
+                database: db.name.clone(),
+                ..Libravatar::default()
+            }),
+            ..Options::default()
+        },
+    );
+    c.batch_execute("SELECT avatar.avatar_set_email('users,1', 'ada@example.org')")
+        .unwrap();
+    let md5: String = c
+        .query_one("SELECT md5('ada@example.org')", &[])
+        .unwrap()
+        .get(0);
+    let url = format!("{}/avatar/{md5}?s=64&d=404", server.base);
+    let status = || get(&url, &[]).0.status().as_u16();
+    let eventually = |want: u16, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while status() != want {
+            assert!(Instant::now() < deadline, "{what}: still not {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    assert_eq!(status(), 404, "no avatar yet");
+    set(&mut c, "users,1", &png(80, 80)).unwrap();
+    eventually(200, "a new avatar for the address's owner");
+
+    // Remembered: served without asking the database which avatar it is.
+    // (Once the notifications of the set above have all been heard, so
+    // that nothing evicts what the next request stores.)
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(), 200);
+    // The image bytes are remembered too, so with no function left to
+    // call the answer is still the avatar.
+    let functions = "avatar.avatar_get(uuid, integer, text), avatar.avatar_sha1(uuid), \
+                     avatar.avatar_by_digest(text)";
+    c.batch_execute(&format!(
+        "REVOKE EXECUTE ON FUNCTION {functions} FROM {web}"
+    ))
+    .unwrap();
+    assert_eq!(status(), 200);
+    c.batch_execute(&format!("GRANT EXECUTE ON FUNCTION {functions} TO {web}"))
+        .unwrap();
+
+    c.batch_execute("SELECT avatar.avatar_set_email('users,2', 'ada@example.org')")
+        .unwrap();
+    eventually(404, "the address moved to a resource without an avatar");
+    set(&mut c, "users,2", &png(80, 80)).unwrap();
+    eventually(200, "that resource got one");
+    c.batch_execute("SELECT avatar.avatar_disable('users,2')")
+        .unwrap();
+    eventually(404, "disabled");
+    c.batch_execute("SELECT avatar.avatar_enable('users,2')")
+        .unwrap();
+    eventually(200, "enabled");
+    c.batch_execute("SELECT avatar.avatar_unset_email('users,2', 'ada@example.org')")
+        .unwrap();
+    eventually(404, "the address was removed");
+}

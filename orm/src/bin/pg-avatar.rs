@@ -96,8 +96,10 @@ struct Config {
     public_url: Option<String>,
     max_age_secs: Option<u64>,
     pool_size: Option<u32>,
-    /// Memory for served JPEGs per database, in MiB (0 turns the cache off).
+    /// Memory for served images per database, in MiB (0 turns the cache off).
     cache_mib: Option<usize>,
+    /// Address digests the Libravatar route remembers per database (default 200).
+    metadata_entries: Option<usize>,
     /// Serve `/avatar/{digest}` by the Libravatar API from this database.
     libravatar: Option<LibravatarConfig>,
     #[serde(default)]
@@ -244,6 +246,9 @@ fn serve_command(serve: Serve) -> Fallible<ExitCode> {
     }
     if let Some(mib) = config.cache_mib {
         options.cache_bytes = mib << 20;
+    }
+    if let Some(entries) = config.metadata_entries {
+        options.metadata_entries = entries;
     }
     if let Some(libravatar) = &config.libravatar {
         let defaults = http::Libravatar::default();

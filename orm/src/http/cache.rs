@@ -1,5 +1,6 @@
-//! The route's memory of recently served renditions, kept honest by the
-//! extension's `avatar_changed` notifications.
+//! The route's memory of recently served renditions and of which avatar
+//! an address digest leads to, kept honest by the extension's
+//! `avatar_changed` and `avatar_address_changed` notifications.
 //!
 //! A hit answers 200 or 304 without a database round trip. Entries are only
 //! trusted while a listener connection is subscribed: if it drops, the cache
@@ -16,7 +17,7 @@ use diesel::{Connection, RunQueryDsl};
 use lru::LruCache;
 use uuid::Uuid;
 
-use crate::changes::{Change, CHANNEL};
+use crate::changes::{self, Change, ADDRESS_CHANNEL, CHANNEL};
 use crate::Format;
 
 #[derive(Clone)]
@@ -38,16 +39,21 @@ struct Entries {
     lru: LruCache<(Uuid, u32, Format), Entry>,
     bytes: usize,
     max_bytes: usize,
+    /// By lower-case digest: the avatar it leads to, or none. Bounded in
+    /// entries, so no stream of made-up digests can grow it.
+    addresses: Option<LruCache<String, Option<Uuid>>>,
 }
 
 impl Cache {
-    /// `max_bytes` bounds the JPEG bytes held; 0 disables the cache.
-    pub fn new(max_bytes: usize) -> Cache {
+    /// `max_bytes` bounds the image bytes held and `max_addresses` the
+    /// digests remembered; 0 turns either off.
+    pub fn new(max_bytes: usize, max_addresses: usize) -> Cache {
         Cache {
             entries: Mutex::new(Entries {
                 lru: LruCache::unbounded(),
                 bytes: 0,
                 max_bytes,
+                addresses: std::num::NonZeroUsize::new(max_addresses).map(LruCache::new),
             }),
             listening: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
@@ -89,6 +95,35 @@ impl Cache {
         }
     }
 
+    /// What an address digest (lower case) leads to, if remembered.
+    pub fn address(&self, digest: &str) -> Option<Option<Uuid>> {
+        if !self.enabled() {
+            return None;
+        }
+        self.lock().addresses.as_mut()?.get(digest).copied()
+    }
+
+    /// Like [`Cache::put`], for an address digest.
+    pub fn put_address(&self, epoch: u64, digest: &str, id: Option<Uuid>) {
+        let mut entries = self.lock();
+        if !self.enabled() || self.epoch() != epoch {
+            return;
+        }
+        if let Some(addresses) = entries.addresses.as_mut() {
+            addresses.put(digest.to_string(), id);
+        }
+    }
+
+    fn evict_address(&self, digests: &[String; 2]) {
+        let mut entries = self.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(addresses) = entries.addresses.as_mut() {
+            for digest in digests {
+                addresses.pop(digest);
+            }
+        }
+    }
+
     fn evict(&self, id: Uuid) {
         let mut entries = self.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -111,6 +146,9 @@ impl Cache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         entries.lru.clear();
         entries.bytes = 0;
+        if let Some(addresses) = entries.addresses.as_mut() {
+            addresses.clear();
+        }
         self.listening.store(listening, Ordering::Release);
     }
 
@@ -134,8 +172,11 @@ const STANDBY_RECHECK: Duration = Duration::from_secs(30);
 /// Subscribes to `avatar_changed` on `url` for as long as the process runs,
 /// reconnecting after failures, and evicts what each notification names.
 pub fn spawn_listener(url: String, cache: Arc<Cache>) {
-    if cache.lock().max_bytes == 0 {
-        return;
+    {
+        let entries = cache.lock();
+        if entries.max_bytes == 0 && entries.addresses.is_none() {
+            return;
+        }
     }
     std::thread::Builder::new()
         .name("avatar-listener".into())
@@ -189,11 +230,13 @@ fn listen(url: &str, cache: &Cache) -> Stopped {
         Ok(true) => return Stopped::Standby,
         Err(_) => return Stopped::Unreachable,
     }
-    if diesel::sql_query(format!("LISTEN {CHANNEL}"))
-        .execute(&mut conn)
-        .is_err()
-    {
-        return Stopped::Unreachable;
+    for channel in [CHANNEL, ADDRESS_CHANNEL] {
+        if diesel::sql_query(format!("LISTEN {channel}"))
+            .execute(&mut conn)
+            .is_err()
+        {
+            return Stopped::Unreachable;
+        }
     }
     // Anything cached before this point may have missed a notification.
     cache.reset(true);
@@ -205,10 +248,15 @@ fn listen(url: &str, cache: &Cache) -> Stopped {
                 return Stopped::Lost;
             };
             any = true;
-            match Change::parse(&notification.payload) {
-                Some(change) => cache.evict(change.id),
+            let payload = &notification.payload;
+            let understood = if notification.channel == ADDRESS_CHANNEL {
+                changes::parse_address(payload).map(|digests| cache.evict_address(&digests))
+            } else {
+                Change::parse(payload).map(|change| cache.evict(change.id))
+            };
+            if understood.is_none() {
                 // Not ours to interpret: forget everything rather than guess.
-                None => cache.reset(true),
+                cache.reset(true);
             }
         }
         std::thread::sleep(POLL);
@@ -238,14 +286,14 @@ mod tests {
     }
 
     fn listening(max_bytes: usize) -> Cache {
-        let cache = Cache::new(max_bytes);
+        let cache = Cache::new(max_bytes, 3);
         cache.reset(true);
         cache
     }
 
     #[test]
     fn nothing_is_trusted_without_a_listener() {
-        let cache = Cache::new(1000);
+        let cache = Cache::new(1000, 3);
         let id = id(1);
         cache.put(cache.epoch(), id, 64, Format::Jpeg, entry(10));
         assert!(cache.get(id, 64, Format::Jpeg).is_none());
@@ -301,5 +349,34 @@ mod tests {
         assert!(cache.get(ids[4], 64, Format::Jpeg).is_some());
         cache.put(cache.epoch(), id(9), 64, Format::Jpeg, entry(101));
         assert!(cache.lock().bytes <= 100);
+    }
+
+    #[test]
+    fn addresses_are_bounded_evicted_by_digest_and_race_safe() {
+        let cache = listening(0);
+        let digest = |n: u32| format!("{n:032x}");
+        for n in 0..5 {
+            cache.put_address(cache.epoch(), &digest(n), Some(id(n.into())));
+        }
+        assert_eq!(cache.address(&digest(0)), None, "only the last 3 are kept");
+        assert_eq!(cache.address(&digest(4)), Some(Some(id(4))));
+        cache.put_address(cache.epoch(), &digest(9), None);
+        assert_eq!(
+            cache.address(&digest(9)),
+            Some(None),
+            "a miss is remembered"
+        );
+
+        let before = cache.epoch();
+        cache.evict_address(&[digest(9), "x".repeat(64)]);
+        assert_eq!(cache.address(&digest(9)), None);
+        cache.put_address(before, &digest(9), Some(id(1)));
+        assert_eq!(cache.address(&digest(9)), None, "read before the eviction");
+        assert_eq!(cache.address(&digest(4)), Some(Some(id(4))), "others stay");
+
+        let off = Cache::new(10, 0);
+        off.reset(true);
+        off.put_address(off.epoch(), &digest(1), None);
+        assert_eq!(off.address(&digest(1)), None);
     }
 }

@@ -136,16 +136,17 @@ impl Lookups {
     /// Brings the copy for `due` up to date: fetches and stores it, drops
     /// it when the provider no longer has one, or leaves things as they
     /// are when the lookup is not allowed now (negative cache, rate limit,
-    /// another request already at it) or fails.
-    pub async fn refresh(&self, pool: &Pool, due: Due) {
+    /// another request already at it) or fails. True if it stored or
+    /// dropped a copy.
+    pub async fn refresh(&self, pool: &Pool, due: Due) -> bool {
         let sha256 = due.sha256.clone();
         if self.known_missing(&sha256) || !self.in_flight_insert(&sha256) {
-            return;
+            return false;
         }
         let _done = InFlight(self, sha256.clone());
         if !self.take_budget() {
             tracing::warn!("libravatar fallback: lookups per minute exhausted");
-            return;
+            return false;
         }
         let found = tokio::time::timeout(self.options.timeout, self.look_up(&due)).await;
         let stored = match found {
@@ -161,28 +162,32 @@ impl Lookups {
                     let sha = sha256.clone();
                     tokio::task::spawn_blocking(move || store::drop_fallback(&pool, &sha)).await
                 } else {
-                    return;
+                    return false;
                 }
             }
             Ok(Err(why)) => {
                 tracing::info!(%why, "libravatar fallback: lookup failed");
                 self.remember_missing(&sha256);
-                return;
+                return false;
             }
             Err(_) => {
                 tracing::info!("libravatar fallback: lookup timed out");
                 self.remember_missing(&sha256);
-                return;
+                return false;
             }
         };
         match stored {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => true,
             Ok(Err(why)) => {
                 // Not an image we accept, or the database is down.
                 tracing::info!(%why, "libravatar fallback: not stored");
                 self.remember_missing(&sha256);
+                false
             }
-            Err(join) => tracing::error!(error = %join, "libravatar fallback worker panicked"),
+            Err(join) => {
+                tracing::error!(error = %join, "libravatar fallback worker panicked");
+                false
+            }
         }
     }
 

@@ -80,12 +80,28 @@ pub(super) async fn handle(
     let backend = &state.service.backends[&state.database_key];
 
     if let (Some(digest), false) = (&digest, libravatar::forced(param("f", "forcedefault"))) {
-        if let Err(response) = fall_back(&state, digest).await {
-            return response;
-        }
-        let pool = backend.pool.clone();
-        let wanted = digest.clone();
-        match tokio::task::spawn_blocking(move || store::by_digest(&pool, &wanted)).await {
+        // A copy stored just now is in the database before the listener
+        // hears of it, so the memory of this digest is skipped.
+        let changed = match fall_back(&state, digest).await {
+            Ok(changed) => changed,
+            Err(response) => return response,
+        };
+        let remembered = backend.cache.address(digest).filter(|_| !changed);
+        let found = match remembered {
+            Some(remembered) => Ok(Ok(remembered)),
+            None => {
+                let epoch = backend.cache.epoch();
+                let pool = backend.pool.clone();
+                let wanted = digest.clone();
+                let found =
+                    tokio::task::spawn_blocking(move || store::by_digest(&pool, &wanted)).await;
+                if let Ok(Ok(id)) = &found {
+                    backend.cache.put_address(epoch, digest, *id);
+                }
+                found
+            }
+        };
+        match found {
             Ok(Ok(Some(id))) => {
                 let served = serve_avatar(
                     &state.service,
@@ -128,10 +144,11 @@ pub(super) async fn handle(
 
 /// With the fallback on, fetches a copy for an address that is set but has
 /// no avatar: the first time before answering (within the fallback's
-/// timeout), later in the background while the old copy is served.
-async fn fall_back(state: &Arc<Provider>, digest: &str) -> Result<(), Response> {
+/// timeout), later in the background while the old copy is served. True
+/// if this request changed what the digest leads to.
+async fn fall_back(state: &Arc<Provider>, digest: &str) -> Result<bool, Response> {
     let Some(lookups) = &state.fallback else {
-        return Ok(());
+        return Ok(false);
     };
     let pool = state.service.backends[&state.database_key].pool.clone();
     let (wanted, refresh) = (digest.to_string(), lookups.refresh_after());
@@ -147,13 +164,10 @@ async fn fall_back(state: &Arc<Provider>, digest: &str) -> Result<(), Response> 
                     lookups.refresh(&pool, due).await;
                 }
             });
-            Ok(())
+            Ok(false)
         }
-        Ok(Ok(Some(due))) => {
-            lookups.refresh(&pool, due).await;
-            Ok(())
-        }
-        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(due))) => Ok(lookups.refresh(&pool, due).await),
+        Ok(Ok(None)) => Ok(false),
         Ok(Err(e)) => Err(failed(&state.database_key, e)),
         Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
     }

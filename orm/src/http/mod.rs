@@ -65,6 +65,10 @@ pub struct Options {
     /// no query. Entries are evicted by pg_avatar's `avatar_changed`
     /// notifications, within about 50 ms of a commit. 0 turns it off.
     pub cache_bytes: usize,
+    /// Address digests whose avatar the Libravatar route remembers per
+    /// database, evicted by `avatar_address_changed` notifications. An LRU
+    /// of this many entries; 0 turns it off.
+    pub metadata_entries: usize,
     /// Also serve `GET /avatar/{md5 or sha256}` by the Libravatar API.
     pub libravatar: Option<Libravatar>,
 }
@@ -76,6 +80,7 @@ impl Default for Options {
             pool_size: 8,
             connect_timeout: Duration::from_secs(2),
             cache_bytes: 64 << 20,
+            metadata_entries: 200,
             libravatar: None,
         }
     }
@@ -104,7 +109,7 @@ pub fn router(databases: Vec<Database>, options: Options) -> Result<Router, urls
         if db.secret.len() < urls::MIN_SECRET_LEN {
             return Err(urls::UrlError::ShortSecret);
         }
-        let cache = Arc::new(Cache::new(options.cache_bytes));
+        let cache = Arc::new(Cache::new(options.cache_bytes, options.metadata_entries));
         cache::spawn_listener(db.url.clone(), cache.clone());
         let key = urls::database_key(&db.name, &db.secret);
         if options
