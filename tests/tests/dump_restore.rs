@@ -6,8 +6,9 @@ use std::process::Command;
 use pg_avatar_tests::*;
 
 type Rows = Vec<(Uuid, String, Vec<u8>, i32, String)>;
+type CacheRows = Vec<(Uuid, i32, String, String, Vec<u8>)>;
 
-fn snapshot(c: &mut Client) -> (Rows, Vec<(Uuid, i32, String, Vec<u8>)>) {
+fn snapshot(c: &mut Client) -> (Rows, CacheRows) {
     let avatars = c
         .query(
             "SELECT id, resource, image, width, sha1 FROM avatar.avatar ORDER BY id",
@@ -19,12 +20,12 @@ fn snapshot(c: &mut Client) -> (Rows, Vec<(Uuid, i32, String, Vec<u8>)>) {
         .collect();
     let cache = c
         .query(
-            "SELECT avatar_id, size, sha1, image FROM avatar.avatar_cache ORDER BY 1, 2",
+            "SELECT avatar_id, size, format, sha1, image FROM avatar.avatar_cache ORDER BY 1, 2, 3",
             &[],
         )
         .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
         .collect();
     (avatars, cache)
 }
@@ -42,6 +43,8 @@ fn populated() -> (TestDb, Uuid) {
     for size in [32, 64, 128] {
         get(&mut c, id, size).unwrap();
     }
+    c.execute("SELECT avatar.avatar_get($1, 64, 'webp')", &[&id])
+        .unwrap();
     (db, id)
 }
 
@@ -59,7 +62,7 @@ fn assert_same(source: &TestDb, restored: &TestDb, id: Uuid) {
     let mut c = restored.connect();
     let after = snapshot(&mut c);
     assert_eq!(before.0.len(), 2);
-    assert_eq!(before.1.len(), 3);
+    assert_eq!(before.1.len(), 4, "three JPEG sizes and a WebP");
     assert!(
         before == after,
         "every avatar and cache row comes back byte for byte"
@@ -75,7 +78,13 @@ fn assert_same(source: &TestDb, restored: &TestDb, id: Uuid) {
     assert_eq!(source_emails.len(), 1);
     assert_eq!(emails(&mut c), source_emails, "address digests too");
     // And the restored cache is live: a hit returns the stored bytes.
-    let cached = before.1.iter().find(|row| row.1 == 64).unwrap().3.clone();
+    let cached = before
+        .1
+        .iter()
+        .find(|row| row.1 == 64 && row.2 == "jpeg")
+        .unwrap()
+        .4
+        .clone();
     assert_eq!(get(&mut c, id, 64).unwrap().unwrap(), cached);
 }
 
