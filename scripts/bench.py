@@ -145,6 +145,19 @@ def main():
         row("cold get", f"{side} px, 512 not cached yet", ours, vips, "libvips thumbnail_buffer")
     conn.execute("SELECT avatar.avatar_get(%s, 512)", (avatar_id,))
 
+    print("\nformats: a cold 128 px rendition per format (512 cached), against our JPEG and libvips", flush=True)
+    jpeg_ms = server_ms(conn, "SELECT bench_cold_as(%s, 128, 'jpeg', 25)", (avatar_id,))
+    jpeg_bytes = conn.execute("SELECT octet_length(avatar.avatar_get(%s, 128, 'jpeg'))", (avatar_id,)).fetchone()[0]
+    mezzanine = bytes(conn.execute("SELECT avatar.avatar_get(%s, 512)", (avatar_id,)).fetchone()[0])
+    for name, save in [("png", lambda i: i.pngsave_buffer(compression=1)),
+                       ("webp", lambda i: i.webpsave_buffer(Q=QUALITY))]:
+        ours = server_ms(conn, "SELECT bench_cold_as(%s, 128, %s, 25)", (avatar_id, name))
+        size = conn.execute("SELECT octet_length(avatar.avatar_get(%s, 128, %s))", (avatar_id, name)).fetchone()[0]
+        vips = median_ms(lambda: save(pyvips.Image.thumbnail_buffer(mezzanine, 128, height=128, crop="centre")), 25)
+        row("formats", f"128 px {name}", ours, jpeg_ms, "our JPEG, same path")
+        row("formats", f"128 px {name}", ours, vips, f"libvips {name}save of the 512")
+        row("formats", f"128 px {name} size", size, jpeg_bytes, "our JPEG", unit="bytes")
+
     print("\nquality: PSNR against Pillow LANCZOS of the same master", flush=True)
     # Resampling is judged on the pixels before encoding (through the same
     # mezzanine path avatar_get takes); JPEG's own loss at this quality is

@@ -41,6 +41,23 @@ BEGIN
     RETURN times;
 END $$;
 
+-- avatar_get of one size in one format, uncached (the 512 px JPEG it is
+-- made from stays cached), n times.
+CREATE FUNCTION bench_cold_as(avatar uuid, side int, fmt text, n int)
+RETURNS float8[] LANGUAGE plpgsql AS $$
+DECLARE
+    t timestamptz;
+    times float8[] := '{}';
+BEGIN
+    FOR i IN 1..n LOOP
+        DELETE FROM avatar.avatar_cache WHERE avatar_id = avatar AND size = side AND format = fmt;
+        t := clock_timestamp();
+        PERFORM avatar.avatar_get(avatar, side, fmt);
+        times := times || extract(epoch FROM clock_timestamp() - t)::float8 * 1000;
+    END LOOP;
+    RETURN times;
+END $$;
+
 -- The cheapest lookup a role without SELECT on the table can make: what
 -- SECURITY DEFINER with a pinned search_path costs by itself.
 CREATE FUNCTION bench_definer(uuid) RETURNS bytea

@@ -69,6 +69,23 @@ SELECT a.resource, count(c.*) AS cached_sizes, string_agg(c.size::text, ', ' ORD
 SELECT avatar.avatar_get(id, 4096) FROM avatar.avatar LIMIT 1;
 SQL
 
+step "formats and placeholders"
+psql <<'SQL'
+\echo 'One rendition in each format (PNG is lossless, WebP lossy), each memoized on its own:'
+SELECT f AS format, octet_length(avatar.avatar_get(avatar.avatar_id('users,1'), 128, f)) AS bytes
+  FROM unnest(ARRAY['jpeg', 'png', 'webp']) f;
+\echo 'The avatar, or the initial of the name, in one call:'
+SELECT resource, name, avatar.avatar_id(resource) IS NOT NULL AS has_avatar,
+       octet_length(avatar.avatar_get_or_default(resource, 64, 'initial', name)) AS bytes
+  FROM (VALUES ('users,1', 'Ada Lovelace'), ('users,98', 'Grace Hopper'), ('users,99', 'émile')) v(resource, name);
+SQL
+for name in Grace Émile; do
+    psql -At -c "SELECT encode(avatar.avatar_default('initial', '$name', 128), 'base64')" \
+        | base64 -d >"$demo/out/initial-$name.jpg"
+done
+psql -At -c "SELECT encode(avatar.avatar_get(avatar.avatar_id('users,1'), 256, 'webp'), 'base64')" \
+    | base64 -d >"$demo/out/users-1-256.webp"
+
 for resource in users,1 users,2 users,3 users,4; do
     for size in 64 256; do
         psql -At -c "SELECT encode(avatar.avatar_get(avatar.avatar_id('$resource'), $size), 'base64')" \
