@@ -323,6 +323,7 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_set(text, bytea),
     avatar.avatar_get(uuid, integer),
     avatar.avatar_get(uuid, integer, text),
+    avatar.avatar_renditions(uuid, integer),
     avatar.avatar_id(text),
     avatar.avatar_sha1(uuid),
     avatar.avatar_delete(text),

@@ -170,6 +170,23 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'avatar_get_as_wrapper';
 
+-- XEP-0084 metadata per rendition (see extension/src/api.rs).
+CREATE FUNCTION avatar."avatar_renditions"(
+	"id" uuid, /* pgrx :: Uuid */
+	"size" INT /* i32 */
+) RETURNS TABLE (
+	"format" TEXT,  /* & '_ str */
+	"sha1" TEXT,  /* String */
+	"bytes" INT,  /* i32 */
+	"width" INT,  /* i32 */
+	"height" INT,  /* i32 */
+	"mime_type" TEXT  /* & '_ str */
+)
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'avatar_renditions_wrapper';
+
 -- Libravatar keys: digests of an address, never the address. The same
 -- address set again moves to the new resource.
 CREATE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
@@ -324,6 +341,7 @@ COMMENT ON FUNCTION avatar.avatar_get_or_default(text, integer, text, text) IS
 
 REVOKE ALL ON FUNCTION
     avatar.avatar_get(uuid, integer, text),
+    avatar.avatar_renditions(uuid, integer),
     avatar.avatar_set_email(text, text),
     avatar.avatar_unset_email(text, text),
     avatar.avatar_by_digest(text),

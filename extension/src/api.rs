@@ -124,6 +124,44 @@ fn render_and_memoize(
     image
 }
 
+/// XEP-0084's metadata for the renditions of `id` at `size`, one row per
+/// format, PNG first (the one XEP-0084 requires): the SHA-1 of that
+/// rendition's bytes (its XMPP id), its length, dimensions and type. Makes
+/// and memoizes what is missing. No rows for an unknown id.
+#[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn avatar_renditions(
+    id: pgrx::Uuid,
+    size: i32,
+) -> TableIterator<
+    'static,
+    (
+        name!(format, &'static str),
+        name!(sha1, String),
+        name!(bytes, i32),
+        name!(width, i32),
+        name!(height, i32),
+        name!(mime_type, &'static str),
+    ),
+> {
+    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, "avatar_renditions")) as i32;
+    let rows: Vec<_> = [Format::Png, Format::Jpeg, Format::Webp]
+        .into_iter()
+        .map_while(|format| {
+            let image = get(id, size, format)?;
+            Some((
+                format.name(),
+                avatar_pipeline::sha1_hex(&image),
+                image.len() as i32,
+                side,
+                side,
+                format.mime_type(),
+            ))
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
 /// The side avatar_get(id, size) returns: sizes are rounded up to a small
 /// set so that each avatar caches at most 60 renditions.
 #[pg_extern(immutable, strict, parallel_safe)]

@@ -163,6 +163,53 @@ mod tests {
         assert_eq!(formats.as_deref(), Some("jpeg,png,webp"));
     }
 
+    #[pg_test]
+    fn renditions_describe_each_format_as_xep_0084_asks() {
+        let id = set("users,1", &png(300, 300));
+        let rows = Spi::connect(|c| {
+            c.select(
+                "SELECT format, sha1, bytes, width, height, mime_type
+                   FROM avatar.avatar_renditions($1, 60)",
+                None,
+                &[id.into()],
+            )
+            .unwrap()
+            .map(|r| {
+                (
+                    r.get::<String>(1).unwrap().unwrap(),
+                    r.get::<String>(2).unwrap().unwrap(),
+                    r.get::<i32>(3).unwrap().unwrap(),
+                    r.get::<i32>(4).unwrap().unwrap(),
+                    r.get::<i32>(5).unwrap().unwrap(),
+                    r.get::<String>(6).unwrap().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+        });
+        let formats: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(formats, ["png", "jpeg", "webp"], "PNG first");
+        for (format, sha1, bytes, width, height, mime) in &rows {
+            let image: Vec<u8> = one(
+                "SELECT avatar.avatar_get($1, 60, $2)",
+                &[id.into(), format.as_str().into()],
+            )
+            .unwrap();
+            assert_eq!(
+                *sha1,
+                avatar_pipeline::sha1_hex(&image),
+                "{format}: the bytes' SHA-1"
+            );
+            assert_eq!(*bytes as usize, image.len());
+            assert_eq!((*width, *height), (60, 60));
+            assert_eq!(mime, &format!("image/{format}"));
+        }
+        let none: Option<i64> = one(
+            "SELECT count(*) FROM avatar.avatar_renditions(gen_random_uuid(), 60)",
+            &[],
+        );
+        assert_eq!(none, Some(0));
+    }
+
     #[pg_test(error = "\"gif\" is not a format pg_avatar serves")]
     fn an_unknown_format_is_rejected() {
         let id = set("users,1", &png(64, 64));
@@ -347,6 +394,13 @@ mod tests {
             ("avatar.avatar_set(text,bytea)", "v", false, "u", true),
             ("avatar.avatar_get(uuid,integer)", "v", true, "u", true),
             ("avatar.avatar_get(uuid,integer,text)", "v", true, "u", true),
+            (
+                "avatar.avatar_renditions(uuid,integer)",
+                "v",
+                true,
+                "u",
+                true,
+            ),
             ("avatar.avatar_size(integer)", "i", true, "s", false),
             ("avatar.avatar_id(text)", "s", true, "s", true),
             ("avatar.avatar_sha1(uuid)", "s", true, "s", true),
