@@ -36,7 +36,8 @@ pub struct RemoteFallback {
     pub timeout: Duration,
     /// Outgoing lookups allowed per minute, across all addresses.
     pub lookups_per_minute: u32,
-    /// How long "this address has no avatar there" is believed.
+    /// How long "this address has no avatar there" is believed. Failures
+    /// are believed for at most 10 minutes of it.
     pub negative_ttl: Duration,
     /// How long SRV answers, present or absent, are kept.
     pub srv_ttl: Duration,
@@ -73,6 +74,7 @@ const FETCH_SIZE: u32 = 512;
 /// More than any avatar of 512 px needs.
 const MAX_BODY: usize = 4 << 20;
 const KEPT: usize = 10_000;
+const FAILURE_TTL: Duration = Duration::from_secs(600);
 
 pub(super) struct Lookups {
     options: RemoteFallback,
@@ -156,7 +158,7 @@ impl Lookups {
                 tokio::task::spawn_blocking(move || store::set_fallback(&pool, &sha, &bytes)).await
             }
             Ok(Ok(Found::Nothing)) => {
-                self.remember_missing(&sha256);
+                self.remember_missing(&sha256, self.options.negative_ttl);
                 if due.copied {
                     let pool = pool.clone();
                     let sha = sha256.clone();
@@ -167,12 +169,12 @@ impl Lookups {
             }
             Ok(Err(why)) => {
                 tracing::info!(%why, "libravatar fallback: lookup failed");
-                self.remember_missing(&sha256);
+                self.remember_missing(&sha256, self.failure_ttl());
                 return false;
             }
             Err(_) => {
                 tracing::info!("libravatar fallback: lookup timed out");
-                self.remember_missing(&sha256);
+                self.remember_missing(&sha256, self.failure_ttl());
                 return false;
             }
         };
@@ -181,7 +183,7 @@ impl Lookups {
             Ok(Err(why)) => {
                 // Not an image we accept, or the database is down.
                 tracing::info!(%why, "libravatar fallback: not stored");
-                self.remember_missing(&sha256);
+                self.remember_missing(&sha256, self.failure_ttl());
                 false
             }
             Err(join) => {
@@ -288,11 +290,14 @@ impl Lookups {
         }
     }
 
-    fn remember_missing(&self, sha256: &str) {
-        lock(&self.negative).put(
-            sha256.to_string(),
-            Instant::now() + self.options.negative_ttl,
-        );
+    fn remember_missing(&self, sha256: &str, ttl: Duration) {
+        lock(&self.negative).put(sha256.to_string(), Instant::now() + ttl);
+    }
+
+    /// A failure (timeout, refused connection, a file that is no image)
+    /// may be passing, so it is believed for less long than a 404.
+    fn failure_ttl(&self) -> Duration {
+        self.options.negative_ttl.min(FAILURE_TTL)
     }
 
     fn in_flight_insert(&self, sha256: &str) -> bool {
