@@ -11,6 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use lru::LruCache;
 use std::collections::HashMap;
+use uuid::Uuid;
 
 use super::fallback::{Lookups, RemoteFallback};
 use super::{common_headers, failed, not_found, serve_avatar, store, Service};
@@ -80,29 +81,8 @@ pub(super) async fn handle(
     let backend = &state.service.backends[&state.database_key];
 
     if let (Some(digest), false) = (&digest, libravatar::forced(param("f", "forcedefault"))) {
-        // A copy stored just now is in the database before the listener
-        // hears of it, so the memory of this digest is skipped.
-        let changed = match fall_back(&state, digest).await {
-            Ok(changed) => changed,
-            Err(response) => return response,
-        };
-        let remembered = backend.cache.address(digest).filter(|_| !changed);
-        let found = match remembered {
-            Some(remembered) => Ok(Ok(remembered)),
-            None => {
-                let epoch = backend.cache.epoch();
-                let pool = backend.pool.clone();
-                let wanted = digest.clone();
-                let found =
-                    tokio::task::spawn_blocking(move || store::by_digest(&pool, &wanted)).await;
-                if let Ok(Ok(id)) = &found {
-                    backend.cache.put_address(epoch, digest, *id);
-                }
-                found
-            }
-        };
-        match found {
-            Ok(Ok(Some(id))) => {
+        match avatar_for(&state, digest).await {
+            Ok(Some(id)) => {
                 let served = serve_avatar(
                     &state.service,
                     backend,
@@ -117,9 +97,8 @@ pub(super) async fn handle(
                     return response;
                 }
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => return failed(&state.database_key, e),
-            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            Ok(None) => {}
+            Err(response) => return response,
         }
     }
 
@@ -139,6 +118,29 @@ pub(super) async fn handle(
         Fallback::Generated(kind) => {
             generated(&state, kind, digest.unwrap_or_default(), size, &headers).await
         }
+    }
+}
+
+/// The avatar `digest` leads to, from memory or the database, after the
+/// fallback (when on) has had its chance to fetch one.
+async fn avatar_for(state: &Arc<Provider>, digest: &str) -> Result<Option<Uuid>, Response> {
+    let backend = &state.service.backends[&state.database_key];
+    // A copy stored just now is in the database before the listener hears
+    // of it, so the memory of this digest is skipped.
+    let changed = fall_back(state, digest).await?;
+    if let Some(remembered) = backend.cache.address(digest).filter(|_| !changed) {
+        return Ok(remembered);
+    }
+    let epoch = backend.cache.epoch();
+    let pool = backend.pool.clone();
+    let wanted = digest.to_string();
+    match tokio::task::spawn_blocking(move || store::by_digest(&pool, &wanted)).await {
+        Ok(Ok(id)) => {
+            backend.cache.put_address(epoch, digest, id);
+            Ok(id)
+        }
+        Ok(Err(e)) => Err(failed(&state.database_key, e)),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
     }
 }
 
