@@ -32,9 +32,9 @@ step "starting PostgreSQL, pg-avatar serve and nginx"
 cluster=$(cluster_dir "$bench/cluster")
 rm -rf "${cluster:?}/data"
 port=$(free_port 28935)
-SERVE_PID= NGINX_PID=
+NGINX_PID=
 bench_stop() {
-    [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null
+    route_stop
     [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null
     wait 2>/dev/null
     cluster_stop "$cluster"
@@ -56,21 +56,9 @@ SELECT avatar.avatar_set('bench,photo', pg_read_binary_file('$scratch/photo.jpg'
 SQL
 id=$("$PG_BIN/psql" --no-psqlrc -At -d "$admin" -c "SELECT avatar.avatar_id('bench,photo')")
 
-web_port=$(free_port 28955)
-secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
-cat >"$scratch/server.toml" <<TOML
-listen = "127.0.0.1:$web_port"
-public_url = "http://127.0.0.1:$web_port"
-
-[[databases]]
-name = "bench"
-url = "host=127.0.0.1 port=$port user=avatar_web dbname=bench"
-secret = "$secret"
-TOML
-target/release/pg-avatar serve --config "$scratch/server.toml" 2>"$bench/serve.log" &
-SERVE_PID=$!
-route=$(PG_AVATAR_SECRET=$secret target/release/pg-avatar url --database "bench=$admin" \
-    --public-url "http://127.0.0.1:$web_port" --size 64 bench,photo)
+route_configure "$scratch" "$port" bench target/release/pg-avatar
+route_run
+route=$(route_url bench,photo 64)
 
 # nginx serves the very bytes the route serves, with the route's headers.
 nginx_port=$(free_port 28975)
@@ -105,8 +93,7 @@ NGINX
 /usr/sbin/nginx -p "$scratch/nginx" -c "$scratch/nginx/nginx.conf" &
 NGINX_PID=$!
 for tries in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null &&
-        (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
+    (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break
     sleep 0.1
 done
 

@@ -127,17 +127,64 @@ assert_no_crash() {
     fi
 }
 
+# route_configure DIR PG_PORT DB BIN [TOML]: writes DIR/server.toml for
+# `pg-avatar serve` of database DB as the role avatar_web, on a free port,
+# with TOML added to the top level. Sets ROUTE_PORT and ROUTE_URL; route_url
+# works from here on, and route_run starts the server.
+route_configure() {
+    local dir=$1 pg_port=$2 db=$3 bin=$4 extra=${5:-}
+    ROUTE_DIR=$dir ROUTE_BIN=$bin ROUTE_DB=$db
+    ROUTE_ADMIN="host=127.0.0.1 port=$pg_port user=postgres dbname=$db"
+    ROUTE_PORT=$(free_port 28855)
+    ROUTE_URL="http://127.0.0.1:$ROUTE_PORT"
+    ROUTE_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+    cat >"$dir/server.toml" <<TOML
+listen = "127.0.0.1:$ROUTE_PORT"
+public_url = "$ROUTE_URL"
+$extra
+
+[[databases]]
+name = "$db"
+url = "host=127.0.0.1 port=$pg_port user=avatar_web dbname=$db connect_timeout=2"
+secret = "$ROUTE_SECRET"
+TOML
+}
+
+# route_url RESOURCE SIZE: the public URL of RESOURCE's avatar at SIZE.
+route_url() {
+    PG_AVATAR_SECRET=$ROUTE_SECRET "$ROUTE_BIN" url --database "$ROUTE_DB=$ROUTE_ADMIN" \
+        --public-url "$ROUTE_URL" --size "$2" "$1"
+}
+
+# route_run [SERVE_ARGS...]: starts the configured server, logging to
+# ROUTE_DIR/serve.log, and waits until it listens. Sets ROUTE_PID.
+route_run() {
+    "$ROUTE_BIN" serve --config "$ROUTE_DIR/server.toml" "$@" 2>"$ROUTE_DIR/serve.log" &
+    ROUTE_PID=$!
+    local tries
+    for tries in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$ROUTE_PORT") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "pg-avatar serve did not start: see $ROUTE_DIR/serve.log"
+}
+
+route_stop() {
+    if [ -n "${ROUTE_PID:-}" ]; then
+        kill "$ROUTE_PID" 2>/dev/null || true
+        wait "$ROUTE_PID" 2>/dev/null || true
+    fi
+    ROUTE_PID=
+}
+
 # gallery_start CLUSTER_PORT DB BIN DIR: fills DB from the demo's sample
-# uploads with `pg-avatar import`, starts `pg-avatar serve` as a role that
-# may only read avatars, and writes DIR/index.html showing every avatar at
-# several sizes. Sets GALLERY_URL and GALLERY_PID.
+# uploads with `pg-avatar import`, serves it with the Libravatar route on,
+# as a role that may only read avatars, and writes DIR/index.html showing
+# every avatar at several sizes. Sets GALLERY_URL and GALLERY_PORT.
 GALLERY_SIZES=(32 64 128 256)
 gallery_start() {
     local pg_port=$1 db=$2 bin=$3 dir=$4
     local admin="host=127.0.0.1 port=$pg_port user=postgres dbname=$db"
-    local web_port secret
-    web_port=$(free_port 28855)
-    secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
     "$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$admin" <<'SQL'
 DROP ROLE IF EXISTS avatar_web;
 CREATE ROLE avatar_web LOGIN;
@@ -145,18 +192,7 @@ GRANT EXECUTE ON FUNCTION avatar.avatar_get(uuid, integer, text), avatar.avatar_
     avatar.avatar_by_digest(text) TO avatar_web;
 SQL
     "$bin" import "$dir/uploads" --database-url "$admin" || true  # users,5 is broken on purpose
-    cat >"$dir/server.toml" <<TOML
-listen = "127.0.0.1:$web_port"
-public_url = "http://127.0.0.1:$web_port"
-
-[libravatar]
-database = "$db"
-
-[[databases]]
-name = "$db"
-url = "host=127.0.0.1 port=$pg_port user=avatar_web dbname=$db"
-secret = "$secret"
-TOML
+    route_configure "$dir" "$pg_port" "$db" "$bin" "$(printf '[libravatar]\ndatabase = "%s"' "$db")"
     {
         echo '<!doctype html><meta charset="utf-8"><title>pg_avatar demo</title>'
         echo '<style>body{font:15px sans-serif;margin:2em}figure{display:inline-block;margin:6px;text-align:center;vertical-align:bottom}img{display:block}</style>'
@@ -165,7 +201,7 @@ TOML
         for resource in users,1 users,2 users,3 users,4; do
             echo "<h2>$resource</h2>"
             for size in "${GALLERY_SIZES[@]}"; do
-                url=$(PG_AVATAR_SECRET=$secret "$bin" url --database "$db=$admin" --public-url "http://127.0.0.1:$web_port" --size "$size" "$resource")
+                url=$(route_url "$resource" "$size")
                 echo "<figure><img src=\"$url\" data-size=\"$size\" alt=\"$resource at $size px\"><figcaption>$size px</figcaption></figure>"
             done
         done
@@ -185,25 +221,12 @@ addEventListener('load', () => {
 </script>
 HTML
     } >"$dir/index.html"
-    "$bin" serve --config "$dir/server.toml" --index "$dir/index.html" 2>"$dir/server.log" &
-    GALLERY_PID=$!
-    GALLERY_PORT=$web_port
-    GALLERY_URL="http://127.0.0.1:$web_port/"
-    local tries
-    for tries in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "pg-avatar serve did not start: see $dir/server.log"
+    route_run --index "$dir/index.html"
+    GALLERY_PORT=$ROUTE_PORT
+    GALLERY_URL="$ROUTE_URL/"
 }
 
-gallery_stop() {
-    if [ -n "${GALLERY_PID:-}" ]; then
-        kill "$GALLERY_PID" 2>/dev/null || true
-        wait "$GALLERY_PID" 2>/dev/null || true
-    fi
-    GALLERY_PID=
-}
+gallery_stop() { route_stop; }
 
 # What a person would see: headless Chromium renders the gallery, whose
 # script reports whether every image decoded at its natural size.

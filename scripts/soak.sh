@@ -14,10 +14,10 @@ rm -f "$soak"/uploads/users,5.*  # the deliberately broken one
 cluster=$(cluster_dir "$soak/cluster")
 rm -rf "${cluster:?}/data"
 port=$(free_port 29035)
-web_port=$(free_port 29055)
-SERVE_PID= WRITER_PID= PROBE_PID= RSS_PID=
+WRITER_PID= PROBE_PID= RSS_PID=
 soak_stop() {
-    for pid in $SERVE_PID $WRITER_PID $PROBE_PID $RSS_PID; do kill "$pid" 2>/dev/null; done
+    route_stop
+    for pid in $WRITER_PID $PROBE_PID $RSS_PID; do kill "$pid" 2>/dev/null; done
     wait 2>/dev/null || true
     cluster_stop "$cluster"
 }
@@ -36,25 +36,15 @@ psql_soak -c "SELECT avatar.avatar_set('users,' || i, a.image)
                 JOIN avatar.avatar a ON a.resource = 'users,' || (i % 4 + 1)" >/dev/null
 avatars=$(psql_soak -At -c "SELECT count(*) FROM avatar.avatar")
 
-secret=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
-cat >"$soak/server.toml" <<TOML
-listen = "127.0.0.1:$web_port"
-public_url = "http://127.0.0.1:$web_port"
-[[databases]]
-name = "soak"
-url = "host=127.0.0.1 port=$port user=avatar_web dbname=soak connect_timeout=2"
-secret = "$secret"
-TOML
-RUST_LOG=info target/release/pg-avatar serve --config "$soak/server.toml" 2>"$soak/serve.log" &
-SERVE_PID=$!
+route_configure "$soak" "$port" soak target/release/pg-avatar
+RUST_LOG=info route_run
 
 # Every avatar at cached and cold sizes: 64 is warmed below, the rest are
 # cold until first asked for (and again after each new image).
 urls=$soak/urls.txt
 : >"$urls"
 for resource in $(psql_soak -At -c "SELECT resource FROM avatar.avatar ORDER BY resource"); do
-    url=$(PG_AVATAR_SECRET=$secret target/release/pg-avatar url --database "soak=$admin" \
-        --public-url "http://127.0.0.1:$web_port" --size 64 "$resource")
+    url=$(route_url "$resource" 64)
     for size in 32 64 64 64 100 128 200 256 512; do
         echo "${url/s=64/s=$size}" >>"$urls"
     done
@@ -63,8 +53,8 @@ sleep 1
 while read -r url; do curl -s -o /dev/null "$url"; done < <(grep 's=64' "$urls" | sort -u)
 
 # Samplers: the server's RSS each second, and a probe's status each 200 ms.
-(while kill -0 "$SERVE_PID" 2>/dev/null; do
-    echo "$(date +%s) $(awk '/VmRSS/ {print $2}' "/proc/$SERVE_PID/status")"
+(while kill -0 "$ROUTE_PID" 2>/dev/null; do
+    echo "$(date +%s) $(awk '/VmRSS/ {print $2}' "/proc/$ROUTE_PID/status")"
     sleep 1
 done) >"$soak/rss.log" &
 RSS_PID=$!
@@ -93,7 +83,7 @@ WRITER_PID=$!
 
 step "load for $seconds s; PostgreSQL restarts at $((seconds / 2)) s"
 SOAK_URLS=$(realpath "$urls") wrk -t2 -c32 -d"${seconds}s" --timeout 5s -s scripts/soak.lua \
-    "http://127.0.0.1:$web_port" >"$soak/wrk.log" 2>&1 &
+    "$ROUTE_URL" >"$soak/wrk.log" 2>&1 &
 wrk_pid=$!
 sleep $((seconds / 2))
 restart_at=$(date +%s)
