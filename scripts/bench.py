@@ -132,7 +132,7 @@ def main():
     print("\ncold get: avatar_get on a cache miss from the stored 2048 master, per call", flush=True)
     conn.execute("SELECT avatar.avatar_get(%s, 512)", (avatar_id,))
     for side in SIZES:
-        ours = server_ms(conn, "SELECT bench_cold(%s, %s, 25, false)", (avatar_id, side))
+        ours = server_ms(conn, "SELECT bench_cold(%s, %s, 'jpeg', 25, false)", (avatar_id, side))
         vips = median_ms(lambda: vips_square(master, side), 25)
         pil = median_ms(lambda: pillow_square(master, side), 25)
         target = 0.25 if side <= 256 else 1.0
@@ -140,18 +140,18 @@ def main():
         row("cold get", case, ours, vips, "libvips thumbnail_buffer", target)
         row("cold get", case, ours, pil, "Pillow draft + fit")
     for side in (64, 256):
-        ours = server_ms(conn, "SELECT bench_cold(%s, %s, 15, true)", (avatar_id, side))
+        ours = server_ms(conn, "SELECT bench_cold(%s, %s, 'jpeg', 15, true)", (avatar_id, side))
         vips = median_ms(lambda: vips_square(master, side), 15)
         row("cold get", f"{side} px, 512 not cached yet", ours, vips, "libvips thumbnail_buffer")
     conn.execute("SELECT avatar.avatar_get(%s, 512)", (avatar_id,))
 
     print("\nformats: a cold 128 px rendition per format (512 cached), against our JPEG and libvips", flush=True)
-    jpeg_ms = server_ms(conn, "SELECT bench_cold_as(%s, 128, 'jpeg', 25)", (avatar_id,))
+    jpeg_ms = server_ms(conn, "SELECT bench_cold(%s, 128, 'jpeg', 25, false)", (avatar_id,))
     jpeg_bytes = conn.execute("SELECT octet_length(avatar.avatar_get(%s, 128, 'jpeg'))", (avatar_id,)).fetchone()[0]
     mezzanine = bytes(conn.execute("SELECT avatar.avatar_get(%s, 512)", (avatar_id,)).fetchone()[0])
     for name, save in [("png", lambda i: i.pngsave_buffer(compression=1)),
                        ("webp", lambda i: i.webpsave_buffer(Q=QUALITY))]:
-        ours = server_ms(conn, "SELECT bench_cold_as(%s, 128, %s, 25)", (avatar_id, name))
+        ours = server_ms(conn, "SELECT bench_cold(%s, 128, %s, 25, false)", (avatar_id, name))
         size = conn.execute("SELECT octet_length(avatar.avatar_get(%s, 128, %s))", (avatar_id, name)).fetchone()[0]
         vips = median_ms(lambda: save(pyvips.Image.thumbnail_buffer(mezzanine, 128, height=128, crop="centre")), 25)
         row("formats", f"128 px {name}", ours, jpeg_ms, "our JPEG, same path")
@@ -186,8 +186,8 @@ def main():
     for case, sql, limit in [
         ("avatar_set, 20 MP JPEG", "SELECT avatar.avatar_set('bench,memory', image) FROM bench_upload WHERE name = 'JPEG'",
          2 * decoded_bytes),
-        ("cold get 1024 px", f"SELECT bench_cold('{avatar_id}', 1024, 1, false)", 64 * MIB),
-        ("cold get 64 px, 512 not cached", f"SELECT bench_cold('{avatar_id}', 64, 1, true)", 64 * MIB),
+        ("cold get 1024 px", f"SELECT bench_cold('{avatar_id}', 1024, 'jpeg', 1, false)", 64 * MIB),
+        ("cold get 64 px, 512 not cached", f"SELECT bench_cold('{avatar_id}', 64, 'jpeg', 1, true)", 64 * MIB),
     ]:
         with psycopg.connect(dsn, autocommit=True) as fresh:
             pid = fresh.execute("SELECT pg_backend_pid()").fetchone()[0]

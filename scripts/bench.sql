@@ -23,9 +23,9 @@ BEGIN
     RETURN times;
 END $$;
 
--- avatar_get of a size that is not cached (and, with without_mezzanine,
--- of the 512 px rendition small sizes are made from), n times.
-CREATE FUNCTION bench_cold(avatar uuid, side int, n int, without_mezzanine bool)
+-- avatar_get of a size in a format that is not cached (and, with
+-- without_mezzanine, of the 512 px JPEG small sizes are made from), n times.
+CREATE FUNCTION bench_cold(avatar uuid, side int, fmt text, n int, without_mezzanine bool)
 RETURNS float8[] LANGUAGE plpgsql AS $$
 DECLARE
     t timestamptz;
@@ -33,24 +33,8 @@ DECLARE
 BEGIN
     FOR i IN 1..n LOOP
         DELETE FROM avatar.avatar_cache
-         WHERE avatar_id = avatar AND (size = side OR (without_mezzanine AND size = 512));
-        t := clock_timestamp();
-        PERFORM avatar.avatar_get(avatar, side);
-        times := times || extract(epoch FROM clock_timestamp() - t)::float8 * 1000;
-    END LOOP;
-    RETURN times;
-END $$;
-
--- avatar_get of one size in one format, uncached (the 512 px JPEG it is
--- made from stays cached), n times.
-CREATE FUNCTION bench_cold_as(avatar uuid, side int, fmt text, n int)
-RETURNS float8[] LANGUAGE plpgsql AS $$
-DECLARE
-    t timestamptz;
-    times float8[] := '{}';
-BEGIN
-    FOR i IN 1..n LOOP
-        DELETE FROM avatar.avatar_cache WHERE avatar_id = avatar AND size = side AND format = fmt;
+         WHERE avatar_id = avatar
+           AND ((size = side AND format = fmt) OR (without_mezzanine AND size = 512));
         t := clock_timestamp();
         PERFORM avatar.avatar_get(avatar, side, fmt);
         times := times || extract(epoch FROM clock_timestamp() - t)::float8 * 1000;
