@@ -75,6 +75,27 @@ class AvatarFromPython(unittest.TestCase):
         self.assertTrue(self.one("SELECT avatar.avatar_delete(%s)", "people,7"))
         self.assertIsNone(self.one("SELECT avatar.avatar_get(%s, 64)", avatar_id))
 
+    def test_formats_and_placeholders(self):
+        avatar_id = self.one("SELECT avatar.avatar_set(%s, %s)", "people,8", png(200, 200))
+        magic = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG", "webp": b"RIFF"}
+        for fmt, start in magic.items():
+            with self.subTest(format=fmt):
+                image = self.one("SELECT avatar.avatar_get(%s, 64, %s)", avatar_id, fmt)
+                self.assertTrue(bytes(image).startswith(start), bytes(image[:4]))
+        rows = self.conn.execute(
+            "SELECT format, mime_type, bytes, width FROM avatar.avatar_renditions(%s, 64)", (avatar_id,)
+        ).fetchall()
+        self.assertEqual([r[0] for r in rows], ["png", "jpeg", "webp"])
+        self.assertTrue(all(r[1] == f"image/{r[0]}" and r[3] == 64 and r[2] > 0 for r in rows))
+        with self.assertRaises(psycopg.Error) as caught:
+            self.conn.execute("SELECT avatar.avatar_get(%s, 64, 'tiff')", (avatar_id,))
+        self.assertEqual(caught.exception.sqlstate, "22023")
+        self.assertIn("webp", caught.exception.diag.message_hint)
+
+        letter = self.one("SELECT avatar.avatar_get_or_default('people,9', 64, 'initial', 'Zoë')")
+        self.assertEqual(jpeg_side(letter), 64)
+        self.assertEqual(letter, self.one("SELECT avatar.avatar_default('initial', 'Zoë', 64)"))
+
     def test_errors_carry_sqlstates_and_hints(self):
         cases = [
             ("empty", b"", "22023"),
