@@ -9,7 +9,8 @@ ALTER TABLE avatar.avatar_cache SET (toast_tuple_target = 8160);
 -- Renditions in PNG and WebP as well: the cache is keyed by format too.
 -- Every row cached so far is a JPEG.
 ALTER TABLE avatar.avatar_cache
-    ADD COLUMN format text NOT NULL DEFAULT 'jpeg' CHECK (format IN ('jpeg', 'png', 'webp'));
+    ADD COLUMN format text COLLATE "C" NOT NULL DEFAULT 'jpeg'
+        CHECK (format IN ('jpeg', 'png', 'webp'));
 ALTER TABLE avatar.avatar_cache ALTER COLUMN format DROP DEFAULT;
 ALTER TABLE avatar.avatar_cache
     DROP CONSTRAINT avatar_cache_pkey,

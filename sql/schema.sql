@@ -30,8 +30,9 @@ CREATE TABLE avatar.avatar_cache (
     size      integer NOT NULL CHECK (size BETWEEN 1 AND 2048),
     sha1      text NOT NULL,
     image     bytea NOT NULL,
-    -- Last, where 0.1.0 -> 0.2.0 adds it.
-    format    text NOT NULL CHECK (format IN ('jpeg', 'png', 'webp')),
+    -- Last, where 0.1.0 -> 0.2.0 adds it. "C": a key column compared on
+    -- every lookup, which need not pay for the database's locale.
+    format    text COLLATE "C" NOT NULL CHECK (format IN ('jpeg', 'png', 'webp')),
     PRIMARY KEY (avatar_id, size, format)
 );
 

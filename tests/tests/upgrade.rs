@@ -30,7 +30,8 @@ const CATALOG: &[(&str, &str)] = &[
     (
         "columns",
         "SELECT a.attrelid::regclass, a.attname, format_type(a.atttypid, a.atttypmod),
-                a.attnotnull, a.attstorage, a.attgenerated, pg_get_expr(d.adbin, d.adrelid)
+                a.attcollation::regcollation, a.attnotnull, a.attstorage, a.attgenerated,
+                pg_get_expr(d.adbin, d.adrelid)
            FROM pg_attribute a
            JOIN pg_class c ON c.oid = a.attrelid AND c.relnamespace = 'avatar'::regnamespace
            LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
