@@ -372,3 +372,56 @@ fn stem(path: &Path) -> String {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_section_sets_every_option_and_defaults_the_rest() {
+        let config: Config = toml::from_str(
+            r#"
+            [libravatar]
+            database = "production"
+            [libravatar.fallback]
+            central = ""
+            timeout_secs = 2
+            lookups_per_minute = 5
+            nameserver = "127.0.0.1:5353"
+            "#,
+        )
+        .unwrap();
+        let fallback = config
+            .libravatar
+            .unwrap()
+            .fallback
+            .unwrap()
+            .options()
+            .unwrap();
+        let defaults = http::RemoteFallback::default();
+        assert_eq!(fallback.central, None, "\"\" asks federated providers only");
+        assert_eq!(fallback.timeout, Duration::from_secs(2));
+        assert_eq!(fallback.lookups_per_minute, 5);
+        assert_eq!(fallback.nameserver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(fallback.refresh_after, defaults.refresh_after);
+        assert_eq!(fallback.srv_ttl, Duration::from_secs(24 * 3600));
+        assert!(fallback.federation && !fallback.allow_private_targets);
+    }
+
+    #[test]
+    fn the_fallback_is_off_without_its_section_and_typos_are_errors() {
+        let config: Config = toml::from_str("[libravatar]\ndatabase = \"p\"").unwrap();
+        assert!(config.libravatar.unwrap().fallback.is_none());
+        for typo in [
+            "[libravatar]\ndatabase = \"p\"\n[libravatar.fallback]\ntimeout = 5",
+            "[libravatar]\ndatabase = \"p\"\n[libravatar.fallbak]",
+        ] {
+            assert!(toml::from_str::<Config>(typo).is_err(), "{typo}");
+        }
+        let bad: Config = toml::from_str(
+            "[libravatar]\ndatabase = \"p\"\n[libravatar.fallback]\ncentral = \"not a url\"",
+        )
+        .unwrap();
+        assert!(bad.libravatar.unwrap().fallback.unwrap().options().is_err());
+    }
+}
