@@ -190,7 +190,7 @@ pub fn lookup(id: pgrx::Uuid, side: u32, format: Format) -> Option<Lookup> {
     // the caller's snapshot, so `lookup` and `master` agree.
     with_plans(|plans| {
         Spi::connect(|client| -> SpiResult<Option<Lookup>> {
-            let plan = kept(&client, &plans.lookup, &LOOKUP)?;
+            let plan = kept(client, &plans.lookup, &LOOKUP)?;
             let table = client.select(
                 plan,
                 Some(1),
@@ -216,7 +216,7 @@ pub fn lookup(id: pgrx::Uuid, side: u32, format: Format) -> Option<Lookup> {
 pub fn master(id: pgrx::Uuid) -> Option<Vec<u8>> {
     with_plans(|plans| {
         Spi::connect(|client| -> SpiResult<Option<Vec<u8>>> {
-            let plan = kept(&client, &plans.master, &MASTER)?;
+            let plan = kept(client, &plans.master, &MASTER)?;
             let table = client.select(plan, Some(1), &[id.into()])?;
             if table.is_empty() {
                 return Ok(None);

@@ -91,7 +91,7 @@ pub fn resource_url(
 ) -> Result<Option<Url>> {
     let id = avatar_id(resource);
     let (id, sha1): (Option<Uuid>, Option<String>) =
-        diesel::select((id.clone(), avatar_sha1(id))).get_result(conn)?;
+        diesel::select((id, avatar_sha1(id))).get_result(conn)?;
     Ok(id.zip(sha1).map(|(id, sha1)| urls.url(id, &sha1, size)))
 }
 
