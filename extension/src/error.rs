@@ -9,6 +9,7 @@ pub fn sqlstate(class: Class) -> PgSqlErrorCode {
         Class::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         Class::InvalidBinary => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
         Class::LimitExceeded => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        Class::OutOfMemory => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
         Class::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     }
 }

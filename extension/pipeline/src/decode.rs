@@ -1,11 +1,21 @@
-//! From untrusted bytes to upright-able RGB pixels, within limits.
+//! From untrusted bytes to upright-able 8-bit RGB pixels: within limits,
+//! whole or not at all, and never more memory than the caller can be
+//! refused cleanly.
+//!
+//! Every decoder writes into a buffer this module allocates fallibly, in
+//! 8 bits a sample whatever the file's depth, with any alpha composited
+//! onto white as the pixels arrive. So an upload costs at most its 8-bit
+//! RGBA size twice over, and running out of memory is [`Error::OutOfMemory`]
+//! (SQLSTATE 53200), not an abort that takes every backend with it.
 
 use std::io::Cursor;
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use image::{ColorType, ImageDecoder, ImageFormat, ImageReader};
 
-use crate::{Error, Limits};
+use crate::{complete, Error, Limits};
+
+mod lossy_alpha;
 
 /// Decoded pixels as stored in the file: 8-bit RGB with any alpha already
 /// composited onto white, plus the orientation that makes them upright.
@@ -41,25 +51,28 @@ pub fn decode(
             limit: limits.max_input_bytes,
         });
     }
-    let mut reader = ImageReader::new(Cursor::new(input))
-        .with_guessed_format()
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    // A second guard behind the header check below: decoders that honour it
-    // refuse any allocation past what the pixel limit allows (up to 8 bytes
-    // a pixel, for 16-bit RGBA), whatever else the file claims.
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_alloc = Some(allocation_budget(limits));
-    reader.limits(decoder_limits);
-    let format = reader.format().ok_or(Error::UnknownFormat)?;
+    let format = image::guess_format(input).map_err(|_| Error::UnknownFormat)?;
     if !ACCEPTED.contains(&format) {
         return Err(Error::UnsupportedFormat(
             format!("{format:?}").to_uppercase(),
         ));
     }
-    // Building the decoder parses only the header, so the pixel limit is
-    // enforced before any buffer sized by the (untrusted) dimensions exists.
-    let mut decoder = reader.into_decoder()?;
-    let (width, height) = decoder.dimensions();
+    // Before any decoder runs: a cut file is refused as a whole, rather
+    // than decoded into an avatar whose lower part is grey.
+    complete::check(format, input)?;
+    match format {
+        ImageFormat::Png => decode_png(input, limits, checkpoint),
+        ImageFormat::Jpeg => decode_jpeg(input, limits, checkpoint, shrink_to),
+        ImageFormat::WebP => match lossy_alpha::Still::find(input) {
+            Some(still) => lossy_alpha::decode(&still, limits, checkpoint),
+            None => decode_8bit(format, input, limits, checkpoint),
+        },
+        _ => decode_8bit(format, input, limits, checkpoint),
+    }
+}
+
+/// Refuses dimensions before a buffer sized by them (untrusted) exists.
+pub(crate) fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), Error> {
     if width == 0 || height == 0 {
         return Err(Error::ZeroDimension { width, height });
     }
@@ -70,37 +83,249 @@ pub fn decode(
             limit: limits.max_input_pixels,
         });
     }
+    Ok(())
+}
+
+/// A zeroed buffer of `len` bytes, or [`Error::OutOfMemory`] if the system
+/// will not give it: the one way this crate allocates anything large.
+pub fn buffer(len: usize) -> Result<Vec<u8>, Error> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { bytes: len })?;
+    buf.resize(len, 0);
+    Ok(buf)
+}
+
+/// Asks for what a decoder is about to allocate on its own (infallibly),
+/// and gives it straight back: a shortage the pipeline can foresee is then
+/// an error here rather than an abort inside the decoder.
+pub(crate) fn foresee(len: usize) -> Result<(), Error> {
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { bytes: len })
+}
+
+pub(crate) fn rgb_len(width: u32, height: u32) -> Result<usize, Error> {
+    usize::try_from(u64::from(width) * u64::from(height) * 3)
+        .map_err(|_| Error::OutOfMemory { bytes: usize::MAX })
+}
+
+/// PNG by rows: 16-bit samples are cut to 8 and palettes expanded as each
+/// row is unfiltered, and each row is composited into the RGB buffer, so no
+/// buffer of the file's own depth and channels is ever whole.
+fn decode_png(input: &[u8], limits: &Limits, checkpoint: &dyn Fn()) -> Result<Decoded, Error> {
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(input),
+        png::Limits {
+            // Rows, palettes and the zlib window: never the image.
+            bytes: 16 << 20,
+        },
+    );
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    // Text and colour profiles are never used; skipping them also skips
+    // their decompression, which is a bomb of its own.
+    decoder.set_ignore_text_chunk(true);
+    decoder.set_ignore_iccp_chunk(true);
+    let mut reader = decoder.read_info().map_err(png_error)?;
+    let info = reader.info();
+    let (width, height) = (info.width, info.height);
+    check_dimensions(width, height, limits)?;
     // A damaged EXIF block must not cost the user their upload: show it as stored.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let orientation = info
+        .exif_metadata
+        .as_deref()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let channels = reader.output_color_type().0.samples();
     checkpoint();
-    let factor = shrink_to.map_or(1, |side| shrink_factor(width.min(height), side));
-    if format == ImageFormat::Jpeg && factor > 1 {
-        drop(decoder);
+
+    let stride = width as usize * 3;
+    let mut rgb = buffer(rgb_len(width, height)?)?;
+    let mut converted = vec![0u8; stride];
+    let mut rows = 0usize;
+    while let Some(row) = reader.next_interlaced_row().map_err(png_error)? {
+        let pixels = row.data().len() / channels;
+        let out = &mut converted[..pixels * 3];
+        onto_white(row.data(), channels, out)?;
+        match row.interlace() {
+            png::InterlaceInfo::Adam7(pass) => {
+                png::expand_interlaced_row(&mut rgb, stride, out, pass, 24)
+            }
+            png::InterlaceInfo::Null(_) => {
+                let start = rows * stride;
+                rgb.get_mut(start..start + stride)
+                    .ok_or_else(|| Error::Corrupt("more rows than the header says".into()))?
+                    .copy_from_slice(out);
+            }
+        }
+        rows += 1;
+        if rows.is_multiple_of(256) {
+            checkpoint();
+        }
+    }
+    // To IEND, with every CRC: a file cut after its last row is still cut.
+    reader.finish().map_err(png_error)?;
+    checkpoint();
+    Ok(Decoded {
+        rgb,
+        width,
+        height,
+        orientation,
+    })
+}
+
+fn png_error(e: png::DecodingError) -> Error {
+    match e {
+        png::DecodingError::IoError(io) => Error::Corrupt(format!("truncated ({io})")),
+        png::DecodingError::LimitsExceeded => Error::Corrupt("PNG decoder limit reached".into()),
+        other => Error::Corrupt(other.to_string()),
+    }
+}
+
+/// JPEG, with zune-jpeg writing RGB straight into the buffer (grey, CMYK
+/// and YCCK converted on the way), or shrunk on load.
+fn decode_jpeg(
+    input: &[u8],
+    limits: &Limits,
+    checkpoint: &dyn Fn(),
+    shrink_to: Option<u32>,
+) -> Result<Decoded, Error> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+
+    let options = DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX))
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(input), options);
+    decoder.decode_headers().map_err(jpeg_error)?;
+    let (width, height) = decoder
+        .dimensions()
+        .map(|(w, h)| (w as u32, h as u32))
+        .ok_or_else(|| Error::Corrupt("JPEG without a frame header".into()))?;
+    check_dimensions(width, height, limits)?;
+    let orientation = decoder
+        .exif()
+        .and_then(|exif| Orientation::from_exif_chunk(exif))
+        .unwrap_or(Orientation::NoTransforms);
+    let frame = complete::jpeg_frame(input);
+    // A progressive decoder keeps every coefficient (2 bytes each) until
+    // the last scan; a baseline one only a row of blocks.
+    let coefficients = if frame.progressive {
+        rgb_len(width, height)? / 3 * usize::from(frame.components.max(1)) * 2
+    } else {
+        0
+    };
+    checkpoint();
+
+    let mut factor = shrink_to.map_or(1, |side| shrink_factor(width.min(height), side));
+    // A progressive file holds every coefficient until its last scan, so a
+    // full-size decode would cost 9 bytes a pixel (4:4:4): when the result is
+    // to be shrunk anyway, a half-size decode of the coefficients keeps the
+    // peak within twice the RGBA pixels, at no loss the master can show.
+    if frame.progressive
+        && factor == 1
+        && shrink_to.is_some_and(|side| width.min(height) / 2 >= side)
+    {
+        factor = 2;
+    }
+    if factor > 1 {
+        foresee(coefficients)?;
         if let Some(decoded) =
             decode_jpeg_scaled(input, width, height, factor, orientation, limits)?
         {
             checkpoint();
             return Ok(decoded);
         }
-        return decode_full(
-            ImageReader::with_format(Cursor::new(input), format).into_decoder()?,
-            orientation,
-            checkpoint,
-        );
     }
-    decode_full(decoder, orientation, checkpoint)
+    let mut rgb = buffer(rgb_len(width, height)?)?;
+    foresee(coefficients)?;
+    decoder.decode_into(&mut rgb).map_err(jpeg_error)?;
+    checkpoint();
+    Ok(Decoded {
+        rgb,
+        width,
+        height,
+        orientation,
+    })
 }
 
-fn decode_full(
-    decoder: impl ImageDecoder,
-    orientation: Orientation,
+fn jpeg_error(e: zune_jpeg::errors::DecodeErrors) -> Error {
+    use zune_jpeg::errors::DecodeErrors as E;
+    match e {
+        E::Unsupported(what) => Error::UnsupportedFeature(format!("{what:?}")),
+        other => Error::Corrupt(other.to_string()),
+    }
+}
+
+/// WebP, GIF (its first frame) and BMP, which are 8 bits a sample already:
+/// through the image crate's decoders, into a buffer of ours.
+fn decode_8bit(
+    format: ImageFormat,
+    input: &[u8],
+    limits: &Limits,
     checkpoint: &dyn Fn(),
 ) -> Result<Decoded, Error> {
-    let image = DynamicImage::from_decoder(decoder)?;
+    let mut reader = ImageReader::with_format(Cursor::new(input), format);
+    // A second guard behind the header check below: decoders that honour it
+    // refuse any allocation past what the limits allow.
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_alloc = Some(allocation_budget(limits));
+    reader.limits(decoder_limits);
+    let mut decoder = reader.into_decoder()?;
+    let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, limits)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let color = decoder.color_type();
+    let channels = match color {
+        ColorType::L8 => 1,
+        ColorType::La8 => 2,
+        ColorType::Rgb8 => 3,
+        ColorType::Rgba8 => 4,
+        other => {
+            return Err(Error::UnsupportedFeature(format!(
+                "{other:?} pixels in a {format:?} file"
+            )))
+        }
+    };
+    let len = usize::try_from(decoder.total_bytes())
+        .map_err(|_| Error::OutOfMemory { bytes: usize::MAX })?;
     checkpoint();
-    let (width, height) = (image.width(), image.height());
+    let mut pixels = buffer(len)?;
+    // What these decoders hold besides our buffer, at most: a frame and a
+    // canvas for GIF, ARGB words for lossless WebP.
+    foresee(usize::try_from(u64::from(width) * u64::from(height) * 4).unwrap_or(usize::MAX))?;
+    decoder.read_image(&mut pixels)?;
+    checkpoint();
+    let rgb = match channels {
+        3 => pixels,
+        4 => {
+            // In place: pixel i is read whole before its three bytes are
+            // written at 3i, which never passes the unread 4(i+1).
+            let count = pixels.len() / 4;
+            for i in 0..count {
+                let [r, g, b, a] = [
+                    pixels[4 * i],
+                    pixels[4 * i + 1],
+                    pixels[4 * i + 2],
+                    pixels[4 * i + 3],
+                ];
+                pixels[3 * i..3 * i + 3].copy_from_slice(&blend([r, g, b], a));
+            }
+            pixels.truncate(count * 3);
+            pixels
+        }
+        _ => {
+            let mut rgb = buffer(rgb_len(width, height)?)?;
+            onto_white(&pixels, channels, &mut rgb)?;
+            rgb
+        }
+    };
     Ok(Decoded {
-        rgb: flatten_onto_white(image),
+        rgb,
         width,
         height,
         orientation,
@@ -114,6 +339,34 @@ pub fn allocation_budget(limits: &Limits) -> u64 {
         .saturating_mul(8)
         .saturating_add(limits.max_input_bytes as u64)
         .saturating_add(16 << 20)
+}
+
+/// `channels`-sample 8-bit pixels (grey, grey and alpha, RGB, RGBA) as
+/// RGB, transparent ones shown over white as a browser would.
+pub(crate) fn onto_white(pixels: &[u8], channels: usize, rgb: &mut [u8]) -> Result<(), Error> {
+    if pixels.len() / channels * 3 != rgb.len() {
+        return Err(Error::Internal("row lengths disagree".into()));
+    }
+    let out = rgb.chunks_exact_mut(3);
+    match channels {
+        1 => out
+            .zip(pixels)
+            .for_each(|(o, &l)| o.copy_from_slice(&[l, l, l])),
+        2 => out
+            .zip(pixels.chunks_exact(2))
+            .for_each(|(o, p)| o.copy_from_slice(&blend([p[0]; 3], p[1]))),
+        3 => rgb.copy_from_slice(pixels),
+        4 => out
+            .zip(pixels.chunks_exact(4))
+            .for_each(|(o, p)| o.copy_from_slice(&blend([p[0], p[1], p[2]], p[3]))),
+        _ => return Err(Error::Internal(format!("{channels} channels"))),
+    }
+    Ok(())
+}
+
+pub(crate) fn blend(rgb: [u8; 3], alpha: u8) -> [u8; 3] {
+    let a = u32::from(alpha);
+    rgb.map(|c| ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8)
 }
 
 /// How much a JPEG may be shrunk while decoding: the DCT yields 1/4 or 1/8
@@ -166,13 +419,15 @@ fn decode_jpeg_scaled(
         Ok(pixels) => pixels,
         Err(e) => return failed(e),
     };
+    let (width, height) = (u32::from(w), u32::from(h));
     let rgb = if grey {
-        pixels.iter().flat_map(|&l| [l, l, l]).collect()
+        let mut rgb = buffer(rgb_len(width, height)?)?;
+        onto_white(&pixels, 1, &mut rgb)?;
+        rgb
     } else {
         pixels
     };
-    let (width, height) = (u32::from(w), u32::from(h));
-    if rgb.len() != width as usize * height as usize * 3 {
+    if rgb.len() != rgb_len(width, height)? {
         return Err(Error::Corrupt(
             "JPEG decoded to the wrong number of pixels".into(),
         ));
@@ -185,31 +440,9 @@ fn decode_jpeg_scaled(
     }))
 }
 
-/// 8-bit RGB, with transparent pixels shown over white as a browser would.
-fn flatten_onto_white(image: DynamicImage) -> Vec<u8> {
-    if !image.color().has_alpha() {
-        return image.into_rgb8().into_raw();
-    }
-    // Compacts RGBA into RGB in place: pixel i is read whole before its
-    // three bytes are written at 3i, which never passes the unread 4(i+1).
-    let mut buf = image.into_rgba8().into_raw();
-    let pixels = buf.len() / 4;
-    for i in 0..pixels {
-        let [r, g, b, a] = [buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3]];
-        let a = u32::from(a);
-        let blend = |c: u8| ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
-        buf[3 * i] = blend(r);
-        buf[3 * i + 1] = blend(g);
-        buf[3 * i + 2] = blend(b);
-    }
-    buf.truncate(pixels * 3);
-    buf
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{Rgba, RgbaImage};
 
     #[test]
     fn shrink_leaves_at_least_twice_the_output() {
@@ -230,23 +463,37 @@ mod tests {
 
     #[test]
     fn alpha_lands_on_white() {
-        let img = RgbaImage::from_fn(4, 1, |x, _| match x {
-            0 => Rgba([0, 0, 0, 0]),     // fully transparent black: white
-            1 => Rgba([0, 0, 0, 255]),   // opaque black stays black
-            2 => Rgba([255, 0, 0, 128]), // half red: pink
-            _ => Rgba([10, 20, 30, 255]),
-        });
-        let rgb = flatten_onto_white(DynamicImage::ImageRgba8(img));
-        assert_eq!(rgb, vec![255, 255, 255, 0, 0, 0, 255, 127, 127, 10, 20, 30]);
+        let rgba = [
+            0, 0, 0, 0, // fully transparent black: white
+            0, 0, 0, 255, // opaque black stays black
+            255, 0, 0, 128, // half red: pink
+            10, 20, 30, 255,
+        ];
+        let mut rgb = [0; 12];
+        onto_white(&rgba, 4, &mut rgb).unwrap();
+        assert_eq!(rgb, [255, 255, 255, 0, 0, 0, 255, 127, 127, 10, 20, 30]);
+        let mut rgb = [0; 6];
+        onto_white(&[0, 0, 200, 255], 2, &mut rgb).unwrap();
+        assert_eq!(rgb, [255, 255, 255, 200, 200, 200]);
     }
 
     #[test]
     fn sixteen_bit_grey_alpha_is_flattened() {
         let img =
             image::ImageBuffer::<image::LumaA<u16>, _>::from_pixel(2, 2, image::LumaA([0, 0]));
+        let png = crate::samples::encode(&image::DynamicImage::ImageLumaA16(img), ImageFormat::Png);
+        let decoded = decode(&png, &Limits::default(), &|| {}, None).unwrap();
+        assert_eq!(decoded.rgb, vec![255; 12]);
+    }
+
+    #[test]
+    fn a_buffer_the_system_cannot_give_is_an_error() {
         assert_eq!(
-            flatten_onto_white(DynamicImage::ImageLumaA16(img)),
-            vec![255; 12]
+            buffer(usize::MAX / 2).unwrap_err(),
+            Error::OutOfMemory {
+                bytes: usize::MAX / 2
+            }
         );
+        assert!(foresee(usize::MAX / 2).is_err());
     }
 }

@@ -10,11 +10,25 @@ pub enum Error {
     UnknownFormat,
     UnsupportedFormat(String),
     UnsupportedFeature(String),
-    ZeroDimension { width: u32, height: u32 },
-    TooManyBytes { bytes: usize, limit: usize },
-    TooManyPixels { width: u32, height: u32, limit: u64 },
+    ZeroDimension {
+        width: u32,
+        height: u32,
+    },
+    TooManyBytes {
+        bytes: usize,
+        limit: usize,
+    },
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
     Corrupt(String),
     SizeOutOfRange(i64),
+    /// The system would not give the pipeline a buffer of this many bytes.
+    OutOfMemory {
+        bytes: usize,
+    },
     Internal(String),
 }
 
@@ -27,6 +41,9 @@ pub enum Class {
     InvalidBinary,
     /// The input is over a configured limit (SQLSTATE 54000).
     LimitExceeded,
+    /// The machine is short of memory now (SQLSTATE 53200): not the
+    /// input's fault, and it may work later.
+    OutOfMemory,
     /// A bug or an encoder failure: not the caller's fault (SQLSTATE XX000).
     Internal,
 }
@@ -44,6 +61,7 @@ impl Error {
             | Error::SizeOutOfRange(_) => Class::InvalidParameter,
             Error::Corrupt(_) => Class::InvalidBinary,
             Error::TooManyBytes { .. } | Error::TooManyPixels { .. } => Class::LimitExceeded,
+            Error::OutOfMemory { .. } => Class::OutOfMemory,
             Error::Internal(_) => Class::Internal,
         }
     }
@@ -71,6 +89,10 @@ impl Error {
                 "Ask for a size from 1 to {}; avatar_size(n) tells which size you will get.",
                 crate::size::MAX_SIZE
             )),
+            Error::OutOfMemory { .. } => Some(
+                "Try again later, or lower pg_avatar.max_input_pixels so that uploads need less."
+                    .into(),
+            ),
             Error::ZeroDimension { .. } | Error::Internal(_) => None,
         }
     }
@@ -101,10 +123,13 @@ impl fmt::Display for Error {
                 u64::from(*width) * u64::from(*height)
             ),
             Error::Corrupt(why) => write!(f, "image is corrupt: {why}"),
-            Error::SizeOutOfRange(size) => write!(
+            Error::SizeOutOfRange(size) => {
+                write!(f, "{}", avatar_contract::size::SizeOutOfRange(*size))
+            }
+            Error::OutOfMemory { bytes } => write!(
                 f,
-                "avatar size {size} is out of range 1..{}",
-                crate::size::MAX_SIZE
+                "out of memory: the image needs a buffer of {} MB",
+                bytes.div_ceil(1 << 20)
             ),
             Error::Internal(why) => write!(f, "internal image pipeline error: {why}"),
         }
@@ -112,6 +137,12 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<avatar_contract::size::SizeOutOfRange> for Error {
+    fn from(e: avatar_contract::size::SizeOutOfRange) -> Self {
+        Error::SizeOutOfRange(e.0)
+    }
+}
 
 impl From<image::ImageError> for Error {
     fn from(e: image::ImageError) -> Self {

@@ -7,6 +7,7 @@
 //! - [`Pipeline::render`] makes a served size from the master, and
 //!   [`Pipeline::render_as`] the same in PNG or WebP.
 
+mod complete;
 pub mod decode;
 pub mod encode;
 mod error;
@@ -35,8 +36,25 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_input_bytes: 16 << 20,
-            max_input_pixels: 50_000_000,
+            max_input_bytes: avatar_contract::limits::DEFAULT_MAX_INPUT_BYTES,
+            max_input_pixels: avatar_contract::limits::DEFAULT_MAX_INPUT_PIXELS,
+        }
+    }
+}
+
+impl Limits {
+    /// For a copy fetched from another Libravatar provider: it was asked
+    /// for at 512 px, so anything much larger is refused undecoded.
+    pub const FALLBACK: Limits = Limits {
+        max_input_bytes: avatar_contract::limits::FALLBACK_MAX_BYTES,
+        max_input_pixels: avatar_contract::limits::FALLBACK_MAX_PIXELS,
+    };
+
+    /// The tighter of two limits, field by field.
+    pub fn min(self, other: Limits) -> Limits {
+        Limits {
+            max_input_bytes: self.max_input_bytes.min(other.max_input_bytes),
+            max_input_pixels: self.max_input_pixels.min(other.max_input_pixels),
         }
     }
 }

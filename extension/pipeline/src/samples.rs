@@ -121,3 +121,10 @@ pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     png[29..33].copy_from_slice(&crc.to_be_bytes());
     png
 }
+
+/// A lossy WebP with an alpha channel, as libwebp writes it.
+pub fn lossy_webp_with_alpha(image: &RgbaImage, quality: f32) -> Vec<u8> {
+    webp::Encoder::from_rgba(image.as_raw(), image.width(), image.height())
+        .encode(quality)
+        .to_vec()
+}

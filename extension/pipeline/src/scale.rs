@@ -16,7 +16,8 @@ pub fn crop_resize(
 ) -> Result<Vec<u8>, Error> {
     let internal = |e: &dyn std::fmt::Display| Error::Internal(format!("resize: {e}"));
     let src = ImageRef::new(width, height, rgb, PixelType::U8x3).map_err(|e| internal(&e))?;
-    let mut dst = Image::new(side, side, PixelType::U8x3);
+    let out = crate::decode::buffer(side as usize * side as usize * 3)?;
+    let mut dst = Image::from_vec_u8(side, side, out, PixelType::U8x3).map_err(|e| internal(&e))?;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
         .crop(

@@ -1,23 +1,13 @@
-//! Which sizes exist.
-//!
-//! Clients ask for any size, but each avatar only ever stores a few: the
-//! request is rounded up to the smaller of the next power of two and the next
-//! step (10 px steps up to 100, then 50 px steps). This is Tryton's rule; it
-//! caps the cache at [`distinct_sizes`] entries per avatar.
+//! Which sizes exist (the rule is the SQL contract's), and which rendition
+//! each is made from.
+
+pub use avatar_contract::size::{distinct_sizes, MAX_SIZE};
 
 use crate::Error;
 
-/// The largest avatar side, for both the stored master and any rendition.
-pub const MAX_SIZE: u32 = 2048;
-
 /// The side length actually served for a requested `size`.
 pub fn quantise(size: i64) -> Result<u32, Error> {
-    if !(1..=i64::from(MAX_SIZE)).contains(&size) {
-        return Err(Error::SizeOutOfRange(size));
-    }
-    let s = size as u32;
-    let step = if s <= 100 { 10 } else { 50 };
-    Ok(s.next_power_of_two().min(s.div_ceil(step) * step))
+    Ok(avatar_contract::size::quantise(size)?)
 }
 
 /// The rendition small sizes are made from. Decoding dominates a cold
@@ -34,29 +24,9 @@ pub fn render_source(side: u32, master_side: u32) -> Option<u32> {
     (2 * side <= MEZZANINE && master_side > MEZZANINE).then_some(MEZZANINE)
 }
 
-/// Every size that [`quantise`] can return, smallest first.
-pub fn distinct_sizes() -> Vec<u32> {
-    let mut sizes: Vec<u32> = (1..=i64::from(MAX_SIZE))
-        .map(|s| quantise(s).expect("in range"))
-        .collect();
-    sizes.dedup();
-    sizes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The rule exactly as Tryton writes it, with floating point, as an oracle.
-    fn tryton(s: i64) -> u32 {
-        let pow = 2f64.powf((s as f64).log2().ceil()) as u32;
-        let step = if s <= 100 {
-            10 * (s as f64 / 10.0).ceil() as u32
-        } else {
-            50 * (s as f64 / 50.0).ceil() as u32
-        };
-        pow.min(step)
-    }
 
     #[test]
     fn small_sizes_come_from_the_mezzanine_of_a_large_master() {
@@ -67,56 +37,6 @@ mod tests {
         assert_eq!(render_source(64, 512), None);
         for side in distinct_sizes() {
             assert_ne!(render_source(side, 2048), Some(side), "{side} from itself");
-        }
-    }
-
-    #[test]
-    fn matches_tryton_for_every_size() {
-        for s in 1..=2048 {
-            let q = quantise(s).unwrap();
-            assert_eq!(q, tryton(s), "size {s}");
-            assert!(q >= s as u32, "never smaller than asked: {s} -> {q}");
-            assert!(q <= MAX_SIZE);
-            assert_eq!(quantise(i64::from(q)).unwrap(), q, "idempotent at {q}");
-        }
-    }
-
-    #[test]
-    fn spot_values() {
-        for (asked, got) in [
-            (1, 1),
-            (3, 4),
-            (5, 8),
-            (11, 16),
-            (17, 20),
-            (32, 32),
-            (33, 40),
-            (64, 64),
-            (65, 70),
-            (100, 100),
-            (101, 128),
-            (129, 150),
-            (257, 300),
-            (1000, 1000),
-            (1025, 1050),
-            (2047, 2048),
-            (2048, 2048),
-        ] {
-            assert_eq!(quantise(asked).unwrap(), got, "size {asked}");
-        }
-    }
-
-    #[test]
-    fn bounded_cache() {
-        let sizes = distinct_sizes();
-        assert!(sizes.len() <= 60, "{} distinct sizes", sizes.len());
-        assert!(sizes.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn out_of_range() {
-        for bad in [0, -1, 2049, i64::from(i32::MAX), i64::from(i32::MIN)] {
-            assert_eq!(quantise(bad), Err(Error::SizeOutOfRange(bad)));
         }
     }
 }

@@ -1,0 +1,173 @@
+//! Attacker 4's other weapon: a small file that decodes to a great many
+//! pixels. Within the limits, an upload costs a backend at most twice the
+//! 8-bit RGBA buffer of its pixels; past what the machine can give, it is
+//! an ERROR (53200), never an abort that restarts every backend.
+
+use std::io::Write;
+use std::process::Command;
+
+use pg_avatar_tests::*;
+
+/// A PNG of `width` x `height` pixels written a row at a time, so the test
+/// never holds the pixels either. Smooth content: it compresses to little.
+fn big_png(width: u32, height: u32, colour: png::ColorType, depth: png::BitDepth) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(colour);
+        encoder.set_depth(depth);
+        encoder.set_compression(png::Compression::Fast);
+        let mut writer = encoder.write_header().unwrap();
+        let mut stream = writer.stream_writer().unwrap();
+        let samples = colour.samples()
+            * if depth == png::BitDepth::Sixteen {
+                2
+            } else {
+                1
+            };
+        let mut row = vec![0u8; width as usize * samples];
+        for y in 0..height {
+            for (i, byte) in row.iter_mut().enumerate() {
+                *byte = ((i / samples) as u32 / 64 + y / 64) as u8;
+            }
+            stream.write_all(&row).unwrap();
+        }
+        stream.finish().unwrap();
+    }
+    out
+}
+
+/// A field of /proc/PID/status, in bytes.
+fn status_bytes(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("the backend runs on this machine");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field}"));
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a number of kB");
+    kib * 1024
+}
+
+fn backend(db: &TestDb) -> (Client, i32) {
+    let mut c = db.connect();
+    // Loaded first, so the library's own pages are not counted.
+    c.batch_execute("SELECT avatar.avatar_size(1)").unwrap();
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    (c, pid)
+}
+
+/// The review's file: 379 KiB of 16-bit RGBA PNG, 7070 x 7070, under the
+/// default pixel limit, that grew a backend by 578 MiB.
+#[test]
+fn an_upload_costs_at_most_twice_its_rgba_pixels() {
+    let db = TestDb::new("memory");
+    let side = 7070;
+    let rgba8 = u64::from(side) * u64::from(side) * 4;
+    for (what, colour, depth) in [
+        ("16-bit RGBA", png::ColorType::Rgba, png::BitDepth::Sixteen),
+        (
+            "16-bit grey",
+            png::ColorType::Grayscale,
+            png::BitDepth::Sixteen,
+        ),
+        ("8-bit RGBA", png::ColorType::Rgba, png::BitDepth::Eight),
+    ] {
+        let file = big_png(side, side, colour, depth);
+        let (mut c, pid) = backend(&db);
+        let before = status_bytes(pid, "VmRSS:");
+        set(&mut c, "users,1", &file).unwrap();
+        let grew = status_bytes(pid, "VmHWM:") - before;
+        println!(
+            "{what} PNG, {} KiB: the backend grew by {} MiB ({:.2}x its RGBA pixels)",
+            file.len() >> 10,
+            grew >> 20,
+            grew as f64 / rgba8 as f64
+        );
+        assert!(
+            grew <= 2 * rgba8,
+            "{what}: grew by {} MiB, over twice the {} MiB of its RGBA pixels",
+            grew >> 20,
+            rgba8 >> 20
+        );
+    }
+}
+
+/// The kernel refuses the backend more memory than it has (as under
+/// `vm.overcommit_memory = 2`, or a container's limit): the upload fails
+/// with SQLSTATE 53200 and the same backend goes on serving.
+#[test]
+fn running_out_of_memory_is_an_error_not_a_crash() {
+    let db = TestDb::new("oom");
+    let (mut c, pid) = backend(&db);
+    let id = set(&mut c, "users,1", &png(64, 64)).unwrap();
+    // 400 megapixels of grey, which are 1.2 GB of RGB.
+    c.batch_execute("SET pg_avatar.max_input_pixels = 400000000")
+        .unwrap();
+    let file = big_png(
+        20_000,
+        20_000,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+    );
+    let limit = status_bytes(pid, "VmSize:") + (256 << 20);
+    limit_address_space(pid, limit);
+
+    assert_eq!(sqlstate(set(&mut c, "users,2", &file)), "53200");
+    assert_eq!(
+        get(&mut c, id, 32).unwrap().map(|jpeg| jpeg.len() > 100),
+        Some(true),
+        "the same backend still serves"
+    );
+    let avatars: i64 = c
+        .query_one("SELECT count(*) FROM avatar.avatar", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(avatars, 1, "nothing was written");
+}
+
+/// Lowers the backend's address-space limit. Only its own user may (root
+/// may lack CAP_SYS_RESOURCE in a container), so prlimit runs as that user.
+fn limit_address_space(pid: i32, bytes: u64) {
+    let owner = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            })
+            .expect("a Uid line")
+    };
+    let args = [format!("--pid={pid}"), format!("--as={bytes}:{bytes}")];
+    let status = if owner(&format!("/proc/{pid}/status")) == owner("/proc/self/status") {
+        Command::new("prlimit").args(&args).status()
+    } else {
+        let user = String::from_utf8(
+            Command::new("stat")
+                .args(["-c", "%U", &format!("/proc/{pid}")])
+                .output()
+                .expect("stat runs")
+                .stdout,
+        )
+        .unwrap();
+        let user = user.trim();
+        if owner("/proc/self/status") == "0" {
+            Command::new("runuser")
+                .args(["-u", user, "--", "prlimit"])
+                .args(&args)
+                .status()
+        } else {
+            Command::new("sudo")
+                .args(["-n", "-u", user, "prlimit"])
+                .args(&args)
+                .status()
+        }
+    }
+    .expect("prlimit (util-linux) runs");
+    assert!(status.success(), "prlimit could not limit the backend");
+}
