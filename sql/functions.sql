@@ -43,7 +43,7 @@ CREATE FUNCTION avatar.avatar_info(
     AS $$
         SELECT a.resource, a.sha1, a.bytes, a.width, a.width, 'image/jpeg',
                a.created_at, a.updated_at,
-               (SELECT count(*)::integer FROM avatar.avatar_cache c
+               (SELECT count(DISTINCT c.size)::integer FROM avatar.avatar_cache c
                  WHERE c.avatar_id = a.id AND c.sha1 = a.sha1)
           FROM avatar.avatar a
          WHERE a.id = $1
@@ -82,6 +82,23 @@ CREATE TRIGGER avatar_changed
     AFTER INSERT OR DELETE OR UPDATE OF image, sha1, disabled_at ON avatar.avatar
     FOR EACH ROW EXECUTE FUNCTION avatar.avatar_notify_change();
 
+-- The cache's rows go with their avatar, however it is deleted: what a
+-- foreign key's cascade would do, without the lock its check takes (see
+-- avatar_cache in schema.sql).
+CREATE FUNCTION avatar.avatar_deleted() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        DELETE FROM avatar.avatar_cache c USING gone WHERE c.avatar_id = gone.id;
+        RETURN NULL;
+    END
+    $$;
+
+CREATE TRIGGER avatar_deleted
+    AFTER DELETE ON avatar.avatar REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION avatar.avatar_deleted();
+
 -- `avatar_address_changed` names the digests whose avatar may now be
 -- another, so the Libravatar route can evict what it remembers of them.
 CREATE FUNCTION avatar.avatar_notify_address(md5 text, sha256 text) RETURNS void
@@ -111,59 +128,51 @@ CREATE TRIGGER avatar_email_changed
     AFTER INSERT OR DELETE OR UPDATE ON avatar.avatar_email
     FOR EACH ROW EXECUTE FUNCTION avatar.avatar_email_changed();
 
--- Deleting an owner row deletes its avatar. avatar.attach('users', 'id')
--- installs the trigger; resources are named as diesel-avatar names them:
--- the table's name, then each key column's text, with '%' and ','
--- percent-escaped. Copying a row copies no avatar: the copy's key names
--- another resource, which has none until one is set.
+-- Attachments (extension/src/attach.rs): the rows of an attached table
+-- own the avatars named after them. attach and detach run as their caller,
+-- who must own the table; the triggers only act for recorded tables, and
+-- read the recorded key columns only, as plain values.
+CREATE FUNCTION avatar.attach(owner regclass, VARIADIC key_columns name[]) RETURNS void
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'attach_wrapper';
+
+COMMENT ON FUNCTION avatar.attach(regclass, name[]) IS
+    'Deletes everything about the avatar of each row deleted from a table, by its key columns.';
+
+CREATE FUNCTION avatar.detach(owner regclass) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'detach_wrapper';
+
+COMMENT ON FUNCTION avatar.detach(regclass) IS
+    'Undoes avatar.attach; the avatars stay. True if the table was attached.';
+
 CREATE FUNCTION avatar.avatar_owner_deleted() RETURNS trigger
+    LANGUAGE c SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'avatar_owner_deleted_wrapper';
+
+CREATE FUNCTION avatar.avatar_owner_truncated() RETURNS trigger
+    LANGUAGE c SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'avatar_owner_truncated_wrapper';
+
+-- A dropped table is detached, so no other table can ever be taken for it
+-- (oids are reused) and its name can be attached again. Its avatars stay.
+CREATE FUNCTION avatar.avatar_attachment_dropped() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-    DECLARE
-        old_row jsonb := to_jsonb(OLD);
-        owner text := TG_TABLE_NAME;
-        key_column text;
     BEGIN
-        FOREACH key_column IN ARRAY TG_ARGV LOOP
-            owner := owner || ',' || replace(replace(old_row ->> key_column, '%', '%25'), ',', '%2C');
-        END LOOP;
-        DELETE FROM avatar.avatar a WHERE a.resource = owner;
-        RETURN NULL;
+        DELETE FROM avatar.avatar_attachment a
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = a.relid;
     END
     $$;
 
--- Runs with the caller's rights: only a role that may create triggers on
--- the table (its owner) can attach it.
-CREATE FUNCTION avatar.attach(owner regclass, VARIADIC key_columns name[]) RETURNS void
-    LANGUAGE plpgsql STRICT
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    DECLARE
-        key_column name;
-    BEGIN
-        IF cardinality(key_columns) = 0 THEN
-            RAISE EXCEPTION 'pg_avatar: attach needs at least one key column'
-                USING ERRCODE = '22023', HINT = 'For example: SELECT avatar.attach(''users'', ''id'');';
-        END IF;
-        FOREACH key_column IN ARRAY key_columns LOOP
-            IF NOT EXISTS (SELECT FROM pg_attribute
-                            WHERE attrelid = owner AND attname = key_column
-                              AND attnum > 0 AND NOT attisdropped) THEN
-                RAISE EXCEPTION 'pg_avatar: column % does not exist in %', quote_ident(key_column), owner
-                    USING ERRCODE = '42703';
-            END IF;
-        END LOOP;
-        EXECUTE format(
-            'CREATE TRIGGER avatar_owner_deleted AFTER DELETE ON %s '
-            'FOR EACH ROW EXECUTE FUNCTION avatar.avatar_owner_deleted(%s)',
-            owner,
-            (SELECT string_agg(quote_literal(c), ', ') FROM unnest(key_columns) c));
-    END
-    $$;
-
-COMMENT ON FUNCTION avatar.attach(regclass, name[]) IS
-    'Deletes the avatar of each row deleted from a table, by its key columns.';
+CREATE EVENT TRIGGER avatar_attachment_dropped ON sql_drop
+    EXECUTE FUNCTION avatar.avatar_attachment_dropped();
 
 -- Libravatar keys: digests of an address, never the address. The same
 -- address set again moves to the new resource.
@@ -174,6 +183,7 @@ CREATE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
     DECLARE
         address text := lower(btrim(email));
     BEGIN
+        PERFORM avatar.avatar_resource_check(resource);
         IF address !~ '^[^@\s]+@[^@\s]+$' THEN
             RAISE EXCEPTION 'pg_avatar: % is not an email address', quote_literal(email)
                 USING ERRCODE = '22023', HINT = 'Pass one address, such as ''ada@example.org''.';
@@ -249,17 +259,6 @@ CREATE FUNCTION avatar.avatar_fallback_due(digest text, refresh interval,
            AND (copy.id IS NULL OR copy.updated_at < now() - $2)
     $$;
 
--- Only for addresses that are set, so the route's role cannot write any
--- other resource. NULL if the address is unknown.
-CREATE FUNCTION avatar.avatar_set_fallback(sha256 text, image bytea) RETURNS uuid
-    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-        SELECT avatar.avatar_set('libravatar:' || e.sha256, $2)
-          FROM avatar.avatar_email e
-         WHERE e.sha256 = lower($1)
-    $$;
-
 -- The provider no longer has an avatar for the address.
 CREATE FUNCTION avatar.avatar_drop_fallback(sha256 text) RETURNS boolean
     LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
@@ -331,8 +330,14 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_notify_change(),
     avatar.avatar_notify_address(text, text),
     avatar.avatar_email_changed(),
+    avatar.avatar_rendition(uuid, integer, text),
+    avatar.avatar_resource_check(text),
+    avatar.avatar_deleted(),
     avatar.avatar_owner_deleted(),
+    avatar.avatar_owner_truncated(),
+    avatar.avatar_attachment_dropped(),
     avatar.attach(regclass, name[]),
+    avatar.detach(regclass),
     avatar.avatar_set_email(text, text),
     avatar.avatar_unset_email(text, text),
     avatar.avatar_by_digest(text),

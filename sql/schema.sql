@@ -22,18 +22,22 @@ CREATE TABLE avatar.avatar (
     disabled_at timestamptz
 );
 
--- Memoized renditions, one per size and format. `sha1` names the master a
--- row was rendered from; a row whose sha1 is not the master's is never
--- served.
+-- Memoized renditions, one per size and format of each master. `sha1`
+-- names the master a row was rendered from, and is part of the key, so
+-- memoizing never has to update or lock a row: a row whose sha1 is not the
+-- master's is never served, and the next avatar_set clears it. No foreign
+-- key either, for the same reason (its check would lock the avatar row
+-- until the reader commits); the trigger avatar_deleted (functions.sql)
+-- removes a deleted avatar's rows.
 CREATE TABLE avatar.avatar_cache (
-    avatar_id uuid NOT NULL REFERENCES avatar.avatar (id) ON DELETE CASCADE,
+    avatar_id uuid NOT NULL,
     size      integer NOT NULL CHECK (size BETWEEN 1 AND 2048),
     sha1      text NOT NULL,
     image     bytea NOT NULL,
     -- Last, where 0.1.0 -> 0.2.0 adds it. "C": a key column compared on
     -- every lookup, which need not pay for the database's locale.
     format    text COLLATE "C" NOT NULL CHECK (format IN ('jpeg', 'png', 'webp')),
-    PRIMARY KEY (avatar_id, size, format)
+    PRIMARY KEY (avatar_id, size, format, sha1)
 );
 
 -- Opt-in email keys for the Libravatar route: digests of the trimmed,
@@ -50,6 +54,19 @@ CREATE TABLE avatar.avatar_email (
 );
 CREATE INDEX avatar_email_resource ON avatar.avatar_email (resource);
 
+-- Tables whose rows own avatars (avatar.attach): deleting a row, or
+-- truncating the table, wipes what is kept about its resources. Only
+-- tables recorded here are acted on, whatever triggers exist elsewhere.
+CREATE TABLE avatar.avatar_attachment (
+    -- The table, or the root of a partitioned one. regclass, so pg_dump
+    -- writes its name and a restore finds the new table.
+    relid       regclass PRIMARY KEY,
+    -- The table's name when it was attached: its resources' first part.
+    -- Unique, so no second table of that name can claim them.
+    prefix      text NOT NULL UNIQUE CHECK (prefix <> '' AND prefix !~ '[,%]'),
+    key_columns name[] NOT NULL CHECK (cardinality(key_columns) >= 1)
+);
+
 -- JPEG does not compress: skip pglz's attempt on every write.
 ALTER TABLE avatar.avatar ALTER COLUMN image SET STORAGE EXTERNAL;
 ALTER TABLE avatar.avatar_cache ALTER COLUMN image SET STORAGE EXTERNAL;
@@ -63,5 +80,6 @@ ALTER TABLE avatar.avatar_cache SET (toast_tuple_target = 8160);
 SELECT pg_catalog.pg_extension_config_dump('avatar.avatar', '');
 SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_cache', '');
 SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_email', '');
+SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_attachment', '');
 
 GRANT USAGE ON SCHEMA avatar TO PUBLIC;

@@ -1,14 +1,14 @@
 //! The SQL functions written in Rust. Each is a few lines around the
 //! pipeline and the store; the rest of the API is plain SQL in `sql/`.
 
-use avatar_pipeline::{quantise, render_source, Format, Placeholder};
+use avatar_contract::resource::{self, FALLBACK_PREFIX};
+use avatar_pipeline::{quantise, Format, Limits, Placeholder, Rendition};
 use pgrx::prelude::*;
 
 use crate::error::{invalid, raise, required};
 use crate::guc;
-use crate::store::{self, Lookup};
+use crate::store::{self, Tables};
 
-const MAX_RESOURCE_LEN: usize = 1024;
 /// Flat colours and sharp edges: a high quality costs few bytes.
 const PLACEHOLDER_QUALITY: u8 = 92;
 
@@ -20,17 +20,42 @@ fn avatar_set(resource: Option<&str>, image: Option<&[u8]>) -> pgrx::Uuid {
     const F: &str = "avatar_set";
     let resource = required(resource, "resource", F);
     let image = required(image, "image", F);
-    if resource.trim().is_empty() || resource.len() > MAX_RESOURCE_LEN {
-        invalid(
-            format!("resource must be 1 to {MAX_RESOURCE_LEN} bytes of non-blank text"),
-            "Name the owner as table and key, for example 'users,42'.",
-            F,
-        );
-    }
+    check_resource(resource, F);
     let avatar = guc::pipeline()
         .normalise(image, guc::max_size())
         .unwrap_or_else(|e| raise(e, F));
     store::save(resource, &avatar)
+}
+
+/// Raises 22023 unless a caller may write under `resource`: the rule of
+/// `avatar_set`, which `avatar_set_email` (SQL) calls too.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn avatar_resource_check(resource: &str) {
+    check_resource(resource, "avatar_resource_check");
+}
+
+fn check_resource(resource: &str, function: &'static str) {
+    if let Err(refused) = resource::check(resource) {
+        invalid(
+            refused,
+            "Name the owner as table and key, for example 'users,42'.",
+            function,
+        );
+    }
+}
+
+/// Stores a copy that the route's Libravatar fallback fetched for the
+/// address with this SHA-256, under `libravatar:<sha256>`; NULL if no such
+/// address is set. A stranger's server sent these bytes, in answer to a
+/// request for 512 px, so they get limits of their own.
+#[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn avatar_set_fallback(sha256: &str, image: &[u8]) -> Option<pgrx::Uuid> {
+    let sha256 = store::address(sha256)?;
+    let avatar = guc::pipeline_within(Limits::FALLBACK)
+        .normalise(image, guc::max_size())
+        .unwrap_or_else(|e| raise(e, "avatar_set_fallback"));
+    Some(store::save(&format!("{FALLBACK_PREFIX}{sha256}"), &avatar))
 }
 
 /// A generated avatar for `seed` (a name, a resource, an address digest):
@@ -61,7 +86,7 @@ fn avatar_default(kind: &str, seed: &str, size: i32) -> Vec<u8> {
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn avatar_get(id: pgrx::Uuid, size: i32) -> Option<Vec<u8>> {
-    get(id, size, Format::Jpeg)
+    get(id, size, Format::Jpeg).map(|r| r.image)
 }
 
 /// The same in `format`: `jpeg`, `png` (lossless, as XEP-0084 asks) or
@@ -76,58 +101,48 @@ fn avatar_get(id: pgrx::Uuid, size: i32) -> Option<Vec<u8>> {
 )]
 #[search_path(pg_catalog, pg_temp)]
 fn avatar_get_as(id: pgrx::Uuid, size: i32, format: &str) -> Option<Vec<u8>> {
-    let Some(format) = Format::parse(format) else {
-        invalid(
-            format!("{format:?} is not a format pg_avatar serves"),
-            "Use 'jpeg', 'png' or 'webp'.",
-            GET,
-        );
-    };
-    get(id, size, format)
+    get(id, size, parse_format(format)).map(|r| r.image)
+}
+
+/// The rendition `avatar_get(id, size, format)` returns, with the SHA-1 of
+/// the master it was made from: its version and ETag. Read apart, the two
+/// could belong to different images if one is set in between; the HTTP
+/// route serves this. No row for an unknown id.
+#[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn avatar_rendition(
+    id: pgrx::Uuid,
+    size: i32,
+    format: &str,
+) -> TableIterator<'static, (name!(sha1, String), name!(image, Vec<u8>))> {
+    let found = get(id, size, parse_format(format));
+    TableIterator::new(found.map(|r| (r.sha1, r.image)))
 }
 
 const GET: &str = "avatar_get";
 
-fn get(id: pgrx::Uuid, size: i32, format: Format) -> Option<Vec<u8>> {
-    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, GET));
-    let (sha1, master_side) = match store::lookup(id, side, format)? {
-        Lookup::Hit(image) => return Some(image),
-        Lookup::Miss { sha1, master_side } => (sha1, master_side),
-    };
-    // Small sizes in every format come from the JPEG mezzanine.
-    let source = match render_source(side, master_side) {
-        Some(mezzanine) => match store::lookup(id, mezzanine, Format::Jpeg)? {
-            Lookup::Hit(jpeg) => jpeg,
-            Lookup::Miss { .. } => {
-                let master = store::master(id)?;
-                render_and_memoize(id, &master, mezzanine, Format::Jpeg, &sha1)
-            }
-        },
-        None => store::master(id)?,
-    };
-    Some(render_and_memoize(id, &source, side, format, &sha1))
+fn parse_format(format: &str) -> Format {
+    Format::parse(format).unwrap_or_else(|| {
+        invalid(
+            format!("{format:?} is not a format pg_avatar serves"),
+            "Use 'jpeg', 'png' or 'webp'.",
+            GET,
+        )
+    })
 }
 
-fn render_and_memoize(
-    id: pgrx::Uuid,
-    source: &[u8],
-    side: u32,
-    format: Format,
-    sha1: &str,
-) -> Vec<u8> {
-    let image = guc::pipeline()
-        .render_as(source, side, format)
-        .unwrap_or_else(|e| raise(e, GET));
-    if store::may_memoize() {
-        store::memoize(id, side, format, sha1, &image);
-    }
-    image
+fn get(id: pgrx::Uuid, size: i32, format: Format) -> Option<Rendition> {
+    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, GET));
+    guc::pipeline()
+        .rendition(&mut Tables { id }, side, format)
+        .unwrap_or_else(|e| raise(e, GET))
 }
 
 /// XEP-0084's metadata for the renditions of `id` at `size`, one row per
 /// format, PNG first (the one XEP-0084 requires): the SHA-1 of that
-/// rendition's bytes (its XMPP id), its length, dimensions and type. Makes
-/// and memoizes what is missing. No rows for an unknown id.
+/// rendition's bytes (its XMPP id), its length, dimensions and type. All
+/// three are of one image. Makes and memoizes what is missing. No rows for
+/// an unknown id.
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn avatar_renditions(
@@ -144,19 +159,25 @@ fn avatar_renditions(
         name!(mime_type, &'static str),
     ),
 > {
-    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, "avatar_renditions")) as i32;
-    let rows: Vec<_> = [Format::Png, Format::Jpeg, Format::Webp]
+    const F: &str = "avatar_renditions";
+    const FORMATS: [Format; 3] = [Format::Png, Format::Jpeg, Format::Webp];
+    let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, F));
+    let renditions = guc::pipeline()
+        .renditions(&mut Tables { id }, side, &FORMATS)
+        .unwrap_or_else(|e| raise(e, F))
+        .unwrap_or_default();
+    let rows: Vec<_> = FORMATS
         .into_iter()
-        .map_while(|format| {
-            let image = get(id, size, format)?;
-            Some((
+        .zip(renditions)
+        .map(|(format, rendition)| {
+            (
                 format.name(),
-                avatar_pipeline::sha1_hex(&image),
-                image.len() as i32,
-                side,
-                side,
+                avatar_pipeline::sha1_hex(&rendition.image),
+                rendition.image.len() as i32,
+                side as i32,
+                side as i32,
                 format.mime_type(),
-            ))
+            )
         })
         .collect();
     TableIterator::new(rows)

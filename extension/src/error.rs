@@ -1,5 +1,8 @@
-//! Pipeline errors as SQL errors with fitting SQLSTATEs.
+//! Errors as SQL errors with fitting SQLSTATEs. What the caller's input
+//! caused carries the contract's marker, so clients that cannot see the
+//! SQLSTATE still tell it from a failure.
 
+use avatar_contract::INVALID_INPUT_MARKER;
 use avatar_pipeline::{Class, Error};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
@@ -15,14 +18,32 @@ pub fn sqlstate(class: Class) -> PgSqlErrorCode {
 }
 
 /// Raises `report` as an ERROR; the transaction aborts, so nothing is written.
-fn fail(report: ErrorReport) -> ! {
+pub fn fail(report: ErrorReport) -> ! {
     report.report(PgLogLevel::ERROR);
     unreachable!("an ERROR report does not return")
 }
 
+/// The report for bad input: `message` behind the contract's marker.
+#[track_caller]
+pub fn input_error(
+    code: PgSqlErrorCode,
+    message: impl std::fmt::Display,
+    function: &'static str,
+) -> ErrorReport {
+    ErrorReport::new(code, format!("{INVALID_INPUT_MARKER}{message}"), function)
+}
+
 #[track_caller]
 pub fn raise(error: Error, function: &'static str) -> ! {
-    let report = ErrorReport::new(sqlstate(error.class()), error.to_string(), function);
+    let class = error.class();
+    let report = match class {
+        Class::InvalidParameter | Class::InvalidBinary | Class::LimitExceeded => {
+            input_error(sqlstate(class), &error, function)
+        }
+        Class::OutOfMemory | Class::Internal => {
+            ErrorReport::new(sqlstate(class), error.to_string(), function)
+        }
+    };
     fail(match error.hint() {
         Some(hint) => report.set_hint(hint),
         None => report,
@@ -34,7 +55,7 @@ pub fn raise(error: Error, function: &'static str) -> ! {
 pub fn required<T>(value: Option<T>, argument: &str, function: &'static str) -> T {
     value.unwrap_or_else(|| {
         fail(
-            ErrorReport::new(
+            input_error(
                 PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
                 format!("{argument} must not be NULL"),
                 function,
@@ -45,9 +66,9 @@ pub fn required<T>(value: Option<T>, argument: &str, function: &'static str) -> 
 }
 
 #[track_caller]
-pub fn invalid(message: String, hint: &str, function: &'static str) -> ! {
+pub fn invalid(message: impl std::fmt::Display, hint: &str, function: &'static str) -> ! {
     fail(
-        ErrorReport::new(
+        input_error(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             message,
             function,

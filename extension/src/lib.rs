@@ -3,11 +3,13 @@
 //!
 //! The image work is [`avatar_pipeline`]; this crate only binds it to SQL
 //! (`api`), to the tables (`store`), to settings (`guc`) and to SQLSTATEs
-//! (`error`). The tables and the plain-SQL functions are in `sql/`.
+//! (`error`), and makes the rows of attached tables own their avatars
+//! (`attach`). The tables and the plain-SQL functions are in `sql/`.
 
 use pgrx::prelude::*;
 
 mod api;
+mod attach;
 mod error;
 mod guc;
 mod store;

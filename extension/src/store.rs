@@ -5,18 +5,12 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 
-use avatar_pipeline::{Avatar, Format};
+use avatar_pipeline::{Avatar, Format, Lookup, Master};
 use pgrx::pg_sys::{PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
 use rand::rngs::OsRng;
 use rand::TryRngCore;
-
-/// What `avatar_get` finds for an id and a quantised size.
-pub enum Lookup {
-    Hit(Vec<u8>),
-    Miss { sha1: String, master_side: u32 },
-}
 
 /// A statement `avatar_get` runs on every call, planned once per backend.
 struct Statement {
@@ -58,40 +52,37 @@ const LOOKUP: Statement = Statement {
     mutating: false,
 };
 
+/// The master with the digest and side that belong to these very bytes.
 const MASTER: Statement = Statement {
-    sql: "SELECT image FROM avatar.avatar WHERE id = $1 AND disabled_at IS NULL",
-    before_0_2: Some("SELECT image FROM avatar.avatar WHERE id = $1"),
+    sql: "SELECT image, sha1, width FROM avatar.avatar WHERE id = $1 AND disabled_at IS NULL",
+    before_0_2: Some("SELECT image, sha1, width FROM avatar.avatar WHERE id = $1"),
     args: &[UUID],
     mutating: false,
 };
 
 /// Runs only in READ COMMITTED, where every statement takes a fresh
-/// snapshot. `FOR SHARE` waits for an `avatar_set` of this avatar that is in
-/// flight, then re-checks the SHA-1 against the committed row, so a
-/// rendition of the old image is never inserted after the new one commits.
-/// Conversely, an `avatar_set` that starts after this lock waits for us, and
-/// its cache clear then sees this row. `DO UPDATE` replaces a row left over
-/// from an older master instead of keeping it forever.
+/// snapshot, and stores the rendition only if the master it was made from
+/// (`$4`) is still the current one. It takes no lock that lasts: the reader
+/// that memoizes must never make a writer wait for it, so a rendition whose
+/// master is replaced while it is being stored may be kept, under its own
+/// digest, until the next `avatar_set` clears the avatar's rows. Such a row
+/// is never served, since a lookup only joins rows of the current digest.
+/// Conflicts are identical renditions (the digest is in the key), and
+/// concurrent misses of one size end in one row.
 const MEMOIZE: Statement = Statement {
     sql: "
-    INSERT INTO avatar.avatar_cache AS c (avatar_id, size, format, sha1, image)
+    INSERT INTO avatar.avatar_cache (avatar_id, size, format, sha1, image)
     SELECT a.id, $2, $3, a.sha1, $5
       FROM avatar.avatar a
      WHERE a.id = $1 AND a.sha1 = $4
-       FOR SHARE
-    ON CONFLICT (avatar_id, size, format) DO UPDATE
-       SET sha1 = excluded.sha1, image = excluded.image
-     WHERE c.sha1 <> excluded.sha1",
+    ON CONFLICT DO NOTHING",
     before_0_2: Some(
         "
-    INSERT INTO avatar.avatar_cache AS c (avatar_id, size, sha1, image)
+    INSERT INTO avatar.avatar_cache (avatar_id, size, sha1, image)
     SELECT a.id, $2, a.sha1, $5
       FROM avatar.avatar a
      WHERE a.id = $1 AND a.sha1 = $4 AND $3 = 'jpeg'
-       FOR SHARE
-    ON CONFLICT (avatar_id, size) DO UPDATE
-       SET sha1 = excluded.sha1, image = excluded.image
-     WHERE c.sha1 <> excluded.sha1",
+    ON CONFLICT DO NOTHING",
     ),
     args: &[UUID, INT4, TEXT, TEXT, BYTEA],
     mutating: true,
@@ -178,13 +169,35 @@ fn schema(client: &SpiClient<'_>) -> SpiResult<(pg_sys::Oid, bool)> {
     ))
 }
 
+/// Not the caller's fault, so without the contract's input marker.
 fn spi_failed(e: pgrx::spi::SpiError) -> ! {
-    error!("pg_avatar: SPI failed: {e}")
+    error!("SPI failed in pg_avatar: {e}")
 }
 
-/// The rendition of `side` in `format` if it is memoized and current, or
-/// what is needed to make it.
-pub fn lookup(id: pgrx::Uuid, side: u32, format: Format) -> Option<Lookup> {
+/// One avatar's rows, as the rendition logic reads and fills them.
+pub struct Tables {
+    pub id: pgrx::Uuid,
+}
+
+impl avatar_pipeline::Store for Tables {
+    fn lookup(&mut self, side: u32, format: Format) -> Option<Lookup> {
+        lookup(self.id, side, format)
+    }
+
+    fn master(&mut self) -> Option<Master> {
+        master(self.id)
+    }
+
+    fn memoize(&mut self, side: u32, format: Format, made_from: &str, image: &[u8]) {
+        if may_memoize() {
+            memoize(self.id, side, format, made_from, image);
+        }
+    }
+}
+
+/// The current master's digest and side, with the rendition of `side` in
+/// `format` if one was memoized from it.
+fn lookup(id: pgrx::Uuid, side: u32, format: Format) -> Option<Lookup> {
     // `select` runs read-only when this transaction has no xid yet, which is
     // what lets a hot standby serve avatars. Read-only statements also share
     // the caller's snapshot, so `lookup` and `master` agree.
@@ -200,28 +213,31 @@ pub fn lookup(id: pgrx::Uuid, side: u32, format: Format) -> Option<Lookup> {
                 return Ok(None);
             }
             let row = table.first();
-            if let Some(cached) = row.get::<Vec<u8>>(3)? {
-                return Ok(Some(Lookup::Hit(cached)));
-            }
-            Ok(Some(Lookup::Miss {
+            Ok(Some(Lookup {
                 sha1: row.get::<String>(1)?.unwrap_or_default(),
                 master_side: row.get::<i32>(2)?.unwrap_or_default() as u32,
+                image: row.get::<Vec<u8>>(3)?,
             }))
         })
     })
     .unwrap_or_else(|e| spi_failed(e))
 }
 
-/// The stored master of `id`, or `None` if it is gone.
-pub fn master(id: pgrx::Uuid) -> Option<Vec<u8>> {
+/// The stored master of `id`, or `None` if it is gone or disabled.
+fn master(id: pgrx::Uuid) -> Option<Master> {
     with_plans(|plans| {
-        Spi::connect(|client| -> SpiResult<Option<Vec<u8>>> {
+        Spi::connect(|client| -> SpiResult<Option<Master>> {
             let plan = kept(client, &plans.master, &MASTER)?;
             let table = client.select(plan, Some(1), &[id.into()])?;
             if table.is_empty() {
                 return Ok(None);
             }
-            table.first().get::<Vec<u8>>(1)
+            let row = table.first();
+            Ok(row.get::<Vec<u8>>(1)?.map(|image| Master {
+                image,
+                sha1: row.get::<String>(2).ok().flatten().unwrap_or_default(),
+                side: row.get::<i32>(3).ok().flatten().unwrap_or_default() as u32,
+            }))
         })
     })
     .unwrap_or_else(|e| spi_failed(e))
@@ -230,7 +246,7 @@ pub fn master(id: pgrx::Uuid) -> Option<Vec<u8>> {
 /// Whether `avatar_get` may store what it rendered. A standby, a read-only
 /// transaction and snapshot isolation (where a concurrent insert of the same
 /// size would be a serialization failure) all get the image, unstored.
-pub fn may_memoize() -> bool {
+fn may_memoize() -> bool {
     unsafe {
         !pg_sys::RecoveryInProgress()
             && !pg_sys::XactReadOnly
@@ -238,7 +254,7 @@ pub fn may_memoize() -> bool {
     }
 }
 
-pub fn memoize(id: pgrx::Uuid, side: u32, format: Format, master_sha1: &str, image: &[u8]) {
+fn memoize(id: pgrx::Uuid, side: u32, format: Format, master_sha1: &str, image: &[u8]) {
     with_plans(|plans| {
         Spi::connect_mut(|client| {
             let plan = kept(client, &plans.memoize, &MEMOIZE)?;
@@ -306,8 +322,24 @@ pub(crate) fn random_id() -> pgrx::Uuid {
     let mut bytes = [0u8; 16];
     OsRng
         .try_fill_bytes(&mut bytes)
-        .unwrap_or_else(|e| error!("pg_avatar: the operating system's random source failed: {e}"));
+        .unwrap_or_else(|e| error!("the operating system's random source failed: {e}"));
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     pgrx::Uuid::from_bytes(bytes)
+}
+
+/// The SHA-256 of an address that is set, as stored, or `None`.
+pub fn address(sha256: &str) -> Option<String> {
+    Spi::connect(|client| -> SpiResult<Option<String>> {
+        let table = client.select(
+            "SELECT e.sha256 FROM avatar.avatar_email e WHERE e.sha256 = lower($1)",
+            Some(1),
+            &[sha256.into()],
+        )?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        table.first().get::<String>(1)
+    })
+    .unwrap_or_else(|e| spi_failed(e))
 }

@@ -1,5 +1,6 @@
 use std::fmt;
 
+use avatar_contract::INVALID_INPUT_MARKER;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 /// What went wrong, split the way an application answers: the caller's
@@ -22,23 +23,20 @@ impl Error {
     }
 }
 
-/// The first words of every error pg_avatar raises for bad input
-/// (SQLSTATEs 22023, 22P03, 54000 and 22004). diesel reports those
-/// SQLSTATEs only as `DatabaseErrorKind::Unknown`, so the message is the
-/// signal; the workspace's integration tests pin every one of them.
-const INPUT_ERROR_PREFIXES: [&str; 4] = ["image ", "avatar size ", "resource must ", "image must "];
-
 impl From<DieselError> for Error {
+    /// diesel reports the SQLSTATEs of bad input (22023, 22P03, 54000,
+    /// 22004) only as `DatabaseErrorKind::Unknown`, so the contract's
+    /// marker, which pg_avatar puts on every such message and no other,
+    /// is the signal. The message is kept without it.
     fn from(e: DieselError) -> Self {
         match &e {
-            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
-                if INPUT_ERROR_PREFIXES
-                    .iter()
-                    .any(|p| info.message().starts_with(p)) =>
-            {
-                Error::InvalidInput {
-                    message: info.message().to_string(),
-                    hint: info.hint().map(str::to_string),
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+                match info.message().strip_prefix(INVALID_INPUT_MARKER) {
+                    Some(message) => Error::InvalidInput {
+                        message: message.to_string(),
+                        hint: info.hint().map(str::to_string),
+                    },
+                    None => Error::Database(e),
                 }
             }
             _ => Error::Database(e),

@@ -205,3 +205,94 @@ pub fn sqlstate(result: Result<impl std::fmt::Debug, Error>) -> String {
         .code()
         .to_string()
 }
+
+/// A login role for one test, dropped (with everything it owns in `db`)
+/// when the test ends, whatever the test made it.
+pub struct Role {
+    pub name: String,
+    db: String,
+    server: String,
+}
+
+impl Role {
+    pub fn new(db: &TestDb, label: &str) -> Role {
+        let name = format!("{}_{label}", db.name);
+        db.connect()
+            .batch_execute(&format!("CREATE ROLE {name} LOGIN"))
+            .expect("CREATE ROLE");
+        Role {
+            name,
+            db: db.conninfo(),
+            server: db.server.clone(),
+        }
+    }
+
+    /// A role holding exactly the grants the README recommends for
+    /// `readme_role` (`avatar_reader`, `app` or `app_owner`).
+    pub fn as_in_readme(db: &TestDb, label: &str, readme_role: &str) -> Role {
+        let role = Role::new(db, label);
+        let mut admin = db.connect();
+        for grant in readme_grants(readme_role) {
+            admin
+                .batch_execute(
+                    &grant.replace(&format!(" TO {readme_role}"), &format!(" TO {}", role.name)),
+                )
+                .unwrap_or_else(|e| panic!("the README's grant failed: {grant}: {e}"));
+        }
+        role
+    }
+
+    pub fn connect(&self) -> Client {
+        connect(&format!("{} user={}", self.db, self.name))
+    }
+
+    pub fn is_superuser(&self) -> bool {
+        connect(&self.db)
+            .query_one(
+                "SELECT rolsuper FROM pg_roles WHERE rolname = $1",
+                &[&self.name],
+            )
+            .unwrap()
+            .get(0)
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        if let Ok(mut c) = Client::connect(&self.db, NoTls) {
+            let _ = c.batch_execute(&format!("DROP OWNED BY {} CASCADE", self.name));
+        }
+        if let Ok(mut c) = Client::connect(&self.server, NoTls) {
+            let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.name));
+        }
+    }
+}
+
+/// The `GRANT` statements the README's "Privileges" section gives
+/// `role`, exactly as written there, so the tests run what users copy.
+pub fn readme_grants(role: &str) -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("\n## Privileges")
+        .nth(1)
+        .expect("the README has a Privileges section");
+    let block = section
+        .split("```sql")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the Privileges section starts with an SQL block");
+    let statements: Vec<String> = block
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split(';')
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| s.starts_with("GRANT ") && s.ends_with(&format!(" TO {role}")))
+        .collect();
+    assert!(
+        !statements.is_empty(),
+        "the README grants nothing to {role}"
+    );
+    statements
+}

@@ -68,9 +68,28 @@ fn bad_input_gets_a_sqlstate_and_writes_nothing() {
             "22P02",
             "SELECT avatar.avatar_get('not-a-uuid', 64)",
         ),
+        (
+            "an address for the fallback's resource",
+            "22023",
+            "SELECT avatar.avatar_set_email('libravatar:x', 'ada@example.org')",
+        ),
+        (
+            "an address for an overlong resource",
+            "22023",
+            "SELECT avatar.avatar_set_email(repeat('x', 2000), 'ada@example.org')",
+        ),
+        (
+            "an unknown format",
+            "22023",
+            "SELECT avatar.avatar_get(gen_random_uuid(), 64, 'gif')",
+        ),
     ];
     for (what, code, sql) in sql_cases {
         assert_eq!(sqlstate(c.batch_execute(sql)), code, "{what}");
+    }
+    // The fallback's copies live under `libravatar:`; nobody else may write there.
+    for resource in ["libravatar:", &format!("libravatar:{}", "0".repeat(64))] {
+        assert_eq!(sqlstate(set(&mut c, resource, &png)), "22023", "{resource}");
     }
     c.batch_execute("SET pg_avatar.max_input_bytes = '1kB'")
         .unwrap();

@@ -147,3 +147,81 @@ fn a_reader_with_only_avatar_get_fills_the_cache_but_touches_nothing_else() {
         .batch_execute(&format!("DROP OWNED BY {reader}; DROP ROLE {reader}"))
         .unwrap();
 }
+
+/// Renditions are shared by everyone, so no session's setting may change
+/// them: a role that may only read avatars cannot lower the quality that
+/// everyone is then served, before or after the library is loaded.
+#[test]
+fn a_sessions_settings_do_not_change_what_everyone_is_served() {
+    let db = TestDb::new("settings");
+    let mut admin = db.connect();
+    let id = set(&mut admin, "users,1", &png(400, 400)).unwrap();
+    let reader = Role::as_in_readme(&db, "reader", "avatar_reader");
+    fn get_as(c: &mut impl postgres::GenericClient, id: Uuid, size: i32) -> Vec<u8> {
+        c.query_one(
+            "SELECT image FROM avatar.avatar_rendition($1, $2, 'jpeg')",
+            &[&id, &size],
+        )
+        .unwrap()
+        .get(0)
+    }
+    // What a session with no settings of its own is served, made in a
+    // transaction that is rolled back so nothing is memoized.
+    let mut expected = vec![];
+    {
+        let mut tx = admin.transaction().unwrap();
+        for size in [64, 100] {
+            expected.push(get_as(&mut tx, id, size));
+        }
+        tx.rollback().unwrap();
+    }
+    let mut c = reader.connect();
+    // Before pg_avatar is loaded into this backend, the setting is a
+    // placeholder; it must not take effect when the library loads.
+    let early = c.batch_execute("SET pg_avatar.jpeg_quality = 1");
+    let first = get_as(&mut c, id, 64);
+    assert_eq!(
+        sqlstate(c.batch_execute("SET pg_avatar.jpeg_quality = 1")),
+        "42501",
+        "only a superuser may change the quality"
+    );
+    assert_eq!(
+        sqlstate(c.batch_execute(&format!(
+            "ALTER ROLE {} SET pg_avatar.jpeg_quality = 1",
+            reader.name
+        ))),
+        "42501"
+    );
+    let second = get_as(&mut c, id, 100);
+    assert_eq!(
+        [first, second],
+        [expected[0].clone(), expected[1].clone()],
+        "the reader was served what everyone is (early SET: {early:?})"
+    );
+    assert_eq!(
+        get_as(&mut admin, id, 64),
+        expected[0],
+        "and so is everyone"
+    );
+}
+
+/// `cached_sizes` counts sizes, not rows: three formats of one size are
+/// one size.
+#[test]
+fn info_counts_cached_sizes_not_rows() {
+    let db = TestDb::new("info");
+    let mut c = db.connect();
+    let id = set(&mut c, "users,1", &png(1000, 1000)).unwrap();
+    for format in ["jpeg", "png", "webp"] {
+        c.execute("SELECT avatar.avatar_get($1, 100, $2)", &[&id, &format])
+            .unwrap();
+    }
+    let sizes: i32 = c
+        .query_one("SELECT cached_sizes FROM avatar.avatar_info($1)", &[&id])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        sizes, 2,
+        "100 px, and the 512 px rendition it was made from"
+    );
+}

@@ -4,7 +4,9 @@
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use diesel_avatar::functions::{avatar_get, avatar_id, avatar_sha1, avatar_size};
+use diesel_avatar::functions::{
+    avatar_by_digest, avatar_get, avatar_id, avatar_set, avatar_set_email, avatar_sha1, avatar_size,
+};
 use diesel_avatar::{Avatar, AvatarUrls};
 use pg_avatar_tests::{jpeg, png, TestDb};
 
@@ -148,6 +150,32 @@ fn invalid_uploads_are_typed_apart_from_database_errors() {
         ("bomb", &bomb[..]),
     ] {
         let error = user.set_avatar(&mut conn, bytes).unwrap_err();
+        assert!(error.is_invalid_input(), "{what}: {error:?}");
+    }
+    // What the SQL-language functions refuse is bad input too: one error
+    // contract for everything the extension raises.
+    let refused: [(&str, QueryResult<()>); 3] = [
+        (
+            "no address",
+            diesel::select(avatar_set_email(user.avatar_resource(), "not an address"))
+                .execute(&mut conn)
+                .map(drop),
+        ),
+        (
+            "not a digest",
+            diesel::select(avatar_by_digest("xyz"))
+                .get_result::<Option<uuid::Uuid>>(&mut conn)
+                .map(drop),
+        ),
+        (
+            "the fallback's resource",
+            diesel::select(avatar_set("libravatar:0", png(8, 8)))
+                .get_result::<uuid::Uuid>(&mut conn)
+                .map(drop),
+        ),
+    ];
+    for (what, result) in refused {
+        let error = diesel_avatar::Error::from(result.unwrap_err());
         assert!(error.is_invalid_input(), "{what}: {error:?}");
     }
     user.set_avatar(&mut conn, &png(32, 32))

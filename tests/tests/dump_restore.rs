@@ -45,7 +45,30 @@ fn populated() -> (TestDb, Uuid) {
     }
     c.execute("SELECT avatar.avatar_get($1, 64, 'webp')", &[&id])
         .unwrap();
+    // Attachments, of a plain table and a partitioned one.
+    c.batch_execute(
+        "CREATE TABLE users (id integer PRIMARY KEY);
+         INSERT INTO users VALUES (1), (2);
+         SELECT avatar.attach('users', 'id');
+         CREATE SCHEMA app;
+         CREATE TABLE app.members (id bigint, region text) PARTITION BY LIST (region);
+         CREATE TABLE app.members_eu PARTITION OF app.members FOR VALUES IN ('eu');
+         SELECT avatar.attach('app.members', 'id');",
+    )
+    .unwrap();
     (db, id)
+}
+
+fn attachments(c: &mut Client) -> Vec<String> {
+    c.query(
+        "SELECT relid::text || ' ' || prefix || ' ' || key_columns::text
+           FROM avatar.avatar_attachment ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
 }
 
 fn run(mut command: Command) {
@@ -86,6 +109,17 @@ fn assert_same(source: &TestDb, restored: &TestDb, id: Uuid) {
         .4
         .clone();
     assert_eq!(get(&mut c, id, 64).unwrap().unwrap(), cached);
+
+    // Attachments come back, and act: the restored triggers find them.
+    let expected = attachments(&mut source.connect());
+    assert_eq!(expected, ["app.members members {id}", "users users {id}"]);
+    assert_eq!(attachments(&mut c), expected);
+    c.batch_execute("DELETE FROM users WHERE id = 2").unwrap();
+    let left: Option<Uuid> = c
+        .query_one("SELECT avatar.avatar_id('users,2')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, None, "deleting a restored owner row wipes its avatar");
 }
 
 /// Dumps a populated database in `format`, restores it into an empty one
@@ -136,8 +170,7 @@ fn a_non_superuser_can_dump_an_app_database() {
     let backup = format!("{}_backup", source.name);
     let mut c = source.connect();
     c.batch_execute(&format!(
-        "CREATE TABLE users (id integer PRIMARY KEY); INSERT INTO users VALUES (1), (2);
-         CREATE ROLE {backup} LOGIN; GRANT pg_read_all_data TO {backup};"
+        "CREATE ROLE {backup} LOGIN; GRANT pg_read_all_data TO {backup};"
     ))
     .unwrap();
     round_trip_of(

@@ -149,3 +149,65 @@ fn every_released_version_upgrades_to_a_fresh_install() {
         }
     }
 }
+
+/// 0.2.0's attach installed a trigger that took its key columns as
+/// arguments and named resources after whichever table it fired on. The
+/// update attaches each such table again as 0.3.0 records it; a table that
+/// 0.3.0 would not attach (a key of the tenant's own type) stays detached,
+/// and deleting from it fails instead of running the old trigger's logic.
+#[test]
+fn attachments_made_by_0_2_0_are_repaired() {
+    let db = TestDb::without_extension("upgrade_attached");
+    let mut c = db.connect();
+    c.batch_execute(
+        "CREATE EXTENSION pg_avatar VERSION '0.2.0';
+         CREATE TABLE users (id integer PRIMARY KEY);
+         INSERT INTO users VALUES (1), (2);
+         SELECT avatar.attach('users', 'id');
+         CREATE TABLE members (id integer, region text) PARTITION BY LIST (region);
+         CREATE TABLE members_eu PARTITION OF members FOR VALUES IN ('eu');
+         INSERT INTO members VALUES (1, 'eu');
+         SELECT avatar.attach('members', 'id');
+         CREATE TYPE mood AS ENUM ('happy');
+         CREATE TABLE moods (m mood PRIMARY KEY);
+         INSERT INTO moods VALUES ('happy');
+         SELECT avatar.attach('moods', 'm');",
+    )
+    .unwrap();
+    for resource in ["users,1", "users,2", "members,1", "moods,happy"] {
+        set(&mut c, resource, &png(40, 40)).unwrap();
+    }
+
+    c.batch_execute("ALTER EXTENSION pg_avatar UPDATE").unwrap();
+
+    let recorded: Vec<String> = c
+        .query(
+            "SELECT relid::text || ' ' || key_columns::text FROM avatar.avatar_attachment ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(recorded, ["members {id}", "users {id}"]);
+    let avatar_of = |c: &mut Client, resource: &str| -> Option<Uuid> {
+        c.query_one("SELECT avatar.avatar_id($1)", &[&resource])
+            .unwrap()
+            .get(0)
+    };
+    c.batch_execute("DELETE FROM users WHERE id = 1").unwrap();
+    assert_eq!(avatar_of(&mut c, "users,1"), None);
+    assert!(avatar_of(&mut c, "users,2").is_some());
+    c.batch_execute("DELETE FROM members_eu").unwrap();
+    assert_eq!(
+        avatar_of(&mut c, "members,1"),
+        None,
+        "named after the attached table now, not the partition"
+    );
+    assert_eq!(
+        sqlstate(c.batch_execute("DELETE FROM moods")),
+        "55000",
+        "the old trigger refuses to act for a table it cannot read safely"
+    );
+    assert!(avatar_of(&mut c, "moods,happy").is_some());
+}

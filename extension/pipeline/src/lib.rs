@@ -13,6 +13,7 @@ pub mod encode;
 mod error;
 pub mod geometry;
 pub mod placeholder;
+pub mod rendition;
 #[cfg(feature = "samples")]
 pub mod samples;
 pub mod scale;
@@ -21,6 +22,7 @@ pub mod size;
 pub use encode::Format;
 pub use error::{Class, Error, SUPPORTED_FORMATS};
 pub use placeholder::Placeholder;
+pub use rendition::{Lookup, Master, Rendition, Store};
 pub use size::{quantise, render_source, MAX_SIZE, MEZZANINE};
 
 use sha1::{Digest, Sha1};

@@ -1,0 +1,198 @@
+-- pg_avatar 0.2.0 -> 0.3.0: the trust boundary.
+-- A fresh install of 0.3.0 and an upgraded 0.2.0 must end up identical;
+-- the tests compare them object by object.
+
+-- Memoizing no longer locks anything (see avatar_cache in schema.sql): the
+-- master's digest joins the key, and the foreign key becomes a trigger.
+ALTER TABLE avatar.avatar_cache
+    DROP CONSTRAINT avatar_cache_avatar_id_fkey,
+    DROP CONSTRAINT avatar_cache_pkey,
+    ADD PRIMARY KEY (avatar_id, size, format, sha1);
+
+CREATE FUNCTION avatar.avatar_deleted() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        DELETE FROM avatar.avatar_cache c USING gone WHERE c.avatar_id = gone.id;
+        RETURN NULL;
+    END
+    $$;
+
+CREATE TRIGGER avatar_deleted
+    AFTER DELETE ON avatar.avatar REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION avatar.avatar_deleted();
+
+CREATE TABLE avatar.avatar_attachment (
+    -- The table, or the root of a partitioned one. regclass, so pg_dump
+    -- writes its name and a restore finds the new table.
+    relid       regclass PRIMARY KEY,
+    -- The table's name when it was attached: its resources' first part.
+    -- Unique, so no second table of that name can claim them.
+    prefix      text NOT NULL UNIQUE CHECK (prefix <> '' AND prefix !~ '[,%]'),
+    key_columns name[] NOT NULL CHECK (cardinality(key_columns) >= 1)
+);
+SELECT pg_catalog.pg_extension_config_dump('avatar.avatar_attachment', '');
+
+-- Functions in Rust, as a fresh install generates them. avatar_set_fallback
+-- was SQL: it decodes with the fallback's own limits now.
+CREATE OR REPLACE FUNCTION avatar.avatar_set_fallback(
+	"sha256" TEXT,
+	"image" bytea
+) RETURNS uuid
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'avatar_set_fallback_wrapper';
+
+CREATE FUNCTION avatar.avatar_rendition(
+	"id" uuid,
+	"size" INT,
+	"format" TEXT
+) RETURNS TABLE (
+	"sha1" TEXT,
+	"image" bytea
+)
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'avatar_rendition_wrapper';
+
+CREATE FUNCTION avatar.avatar_resource_check(
+	"resource" TEXT
+) RETURNS void
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'avatar_resource_check_wrapper';
+
+CREATE OR REPLACE FUNCTION avatar.avatar_info(
+        id uuid,
+        OUT resource text, OUT sha1 text, OUT bytes integer,
+        OUT width integer, OUT height integer, OUT mime_type text,
+        OUT created_at timestamptz, OUT updated_at timestamptz,
+        OUT cached_sizes integer)
+    RETURNS SETOF record
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER ROWS 1
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT a.resource, a.sha1, a.bytes, a.width, a.width, 'image/jpeg',
+               a.created_at, a.updated_at,
+               (SELECT count(DISTINCT c.size)::integer FROM avatar.avatar_cache c
+                 WHERE c.avatar_id = a.id AND c.sha1 = a.sha1)
+          FROM avatar.avatar a
+         WHERE a.id = $1
+    $$;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        address text := lower(btrim(email));
+    BEGIN
+        PERFORM avatar.avatar_resource_check(resource);
+        IF address !~ '^[^@\s]+@[^@\s]+$' THEN
+            RAISE EXCEPTION 'pg_avatar: % is not an email address', quote_literal(email)
+                USING ERRCODE = '22023', HINT = 'Pass one address, such as ''ada@example.org''.';
+        END IF;
+        INSERT INTO avatar.avatar_email AS e (resource, md5, sha256, domain)
+        VALUES (avatar_set_email.resource, md5(address),
+                encode(sha256(convert_to(address, 'UTF8')), 'hex'),
+                split_part(address, '@', 2))
+        ON CONFLICT (sha256) DO UPDATE SET resource = excluded.resource;
+    END
+    $$;
+
+-- Attachments: a record and triggers in Rust that never evaluate a row.
+-- The same functions as before where a function existed, so grants stay.
+CREATE OR REPLACE FUNCTION avatar.attach(owner regclass, VARIADIC key_columns name[]) RETURNS void
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'attach_wrapper';
+
+COMMENT ON FUNCTION avatar.attach(regclass, name[]) IS
+    'Deletes everything about the avatar of each row deleted from a table, by its key columns.';
+
+CREATE FUNCTION avatar.detach(owner regclass) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'detach_wrapper';
+
+COMMENT ON FUNCTION avatar.detach(regclass) IS
+    'Undoes avatar.attach; the avatars stay. True if the table was attached.';
+
+CREATE OR REPLACE FUNCTION avatar.avatar_owner_deleted() RETURNS trigger
+    LANGUAGE c SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'avatar_owner_deleted_wrapper';
+
+CREATE FUNCTION avatar.avatar_owner_truncated() RETURNS trigger
+    LANGUAGE c SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'avatar_owner_truncated_wrapper';
+
+CREATE FUNCTION avatar.avatar_attachment_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        DELETE FROM avatar.avatar_attachment a
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = a.relid;
+    END
+    $$;
+
+CREATE EVENT TRIGGER avatar_attachment_dropped ON sql_drop
+    EXECUTE FUNCTION avatar.avatar_attachment_dropped();
+
+REVOKE ALL ON FUNCTION
+    avatar.avatar_rendition(uuid, integer, text),
+    avatar.avatar_resource_check(text),
+    avatar.avatar_deleted(),
+    avatar.avatar_owner_truncated(),
+    avatar.avatar_attachment_dropped(),
+    avatar.detach(regclass),
+    avatar.avatar_set_fallback(text, bytea)
+FROM PUBLIC;
+
+-- Repair what 0.2.0 attached: its trigger, on the table and cloned to its
+-- partitions, named the resource from the table it fired on and took its
+-- key columns as arguments. Each such table is attached again, by its key
+-- columns, as 0.3.0 records it. One that 0.3.0 cannot attach (a key of a
+-- type the derive does not support, a name another attached table already
+-- has) keeps its old trigger, which now refuses to act, so deleting from it
+-- fails with a hint instead of deleting the wrong avatars; a warning names
+-- it here.
+DO $$
+DECLARE
+    old record;
+    keys name[];
+    start integer;
+BEGIN
+    FOR old IN
+        SELECT t.tgrelid::regclass AS relid, t.tgname, t.tgargs
+          FROM pg_catalog.pg_trigger t
+          JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+         WHERE t.tgfoid = 'avatar.avatar_owner_deleted()'::pg_catalog.regprocedure
+           AND t.tgparentid = 0 AND c.relpersistence <> 't'
+         ORDER BY t.tgrelid
+    LOOP
+        keys := '{}';
+        start := 0;
+        FOR i IN 0 .. pg_catalog.length(old.tgargs) - 1 LOOP
+            IF pg_catalog.get_byte(old.tgargs, i) = 0 THEN
+                keys := keys || pg_catalog.convert_from(
+                    pg_catalog.substr(old.tgargs, start + 1, i - start), 'UTF8')::name;
+                start := i + 1;
+            END IF;
+        END LOOP;
+        BEGIN
+            PERFORM avatar.attach(old.relid, VARIADIC keys);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'pg_avatar: % stays detached: %', old.relid, SQLERRM
+                USING HINT = 'Deleting from it now fails until it is attached again with avatar.attach, '
+                             'or its trigger avatar_owner_deleted is dropped.';
+        END;
+    END LOOP;
+END
+$$;
