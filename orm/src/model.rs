@@ -181,18 +181,7 @@ pub mod __private {
     }
 
     pub fn resource(table: &str, parts: &[&dyn Display]) -> String {
-        let mut out = String::from(table);
-        for part in parts {
-            out.push(',');
-            for c in part.to_string().chars() {
-                match c {
-                    '%' => out.push_str("%25"),
-                    ',' => out.push_str("%2C"),
-                    c => out.push(c),
-                }
-            }
-        }
-        out
+        avatar_contract::resource::encode(table, parts.iter().map(|part| part.to_string()))
     }
 
     /// `table` followed by each part, escaped exactly as [`resource`] does.
