@@ -3,7 +3,7 @@
 //! record to use (RFC 2782), and which targets are safe to connect to.
 //! No I/O here; `http::fallback` does the asking.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// One SRV answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +70,10 @@ pub fn select(records: &[SrvRecord], mut roll: impl FnMut(u32) -> u32) -> Option
 }
 
 /// Whether an SRV target is a host name worth connecting to: letters,
-/// digits and hyphens in labels of 1 to 63, at most 253 in all, and a
-/// port that is not 0.
+/// digits and hyphens in labels of 1 to 63, at most 253 in all, a port that
+/// is not 0, and not a number in disguise. URL parsers read a host whose
+/// last label is a number (`2130706433`, `0x7f.1`, `127.1`) as an IPv4
+/// address, which would skip the address check the name gets.
 pub fn valid_target(target: &str, port: u16) -> bool {
     let host = target.strip_suffix('.').unwrap_or(target);
     port != 0
@@ -86,41 +88,108 @@ pub fn valid_target(target: &str, port: u16) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
+        && !ends_in_a_number(host)
+}
+
+/// The WHATWG URL standard's "ends in a number" test, which decides that
+/// a host is an IPv4 address.
+pub fn ends_in_a_number(host: &str) -> bool {
+    let mut labels = host.split('.').rev();
+    let last = match labels.next() {
+        Some("") => labels.next().unwrap_or(""),
+        Some(last) => last,
+        None => "",
+    };
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()));
+    (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())) || hex
+}
+
+/// The special-purpose blocks of IANA's IPv4 registry, plus multicast and
+/// the reserved 240/4. No avatar provider lives in any of them, so every
+/// one is refused, even those the registry calls globally reachable
+/// (anycast services, AS112).
+const SPECIAL_V4: [(Ipv4Addr, u8); 18] = [
+    (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network"
+    (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10),   // shared address space (carrier NAT)
+    (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),  // link local, cloud metadata
+    (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation
+    (Ipv4Addr::new(192, 31, 196, 0), 24), // AS112
+    (Ipv4Addr::new(192, 52, 193, 0), 24), // AMT
+    (Ipv4Addr::new(192, 88, 99, 0), 24),  // 6to4 relay anycast, deprecated
+    (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
+    (Ipv4Addr::new(192, 175, 48, 0), 24), // AS112 direct delegation
+    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation
+    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation
+    (Ipv4Addr::new(224, 0, 0, 0), 4),     // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, and broadcast
+];
+
+/// IPv6 forms that carry an IPv4 address, and where: they reach what the
+/// IPv4 address reaches (through the kernel, a NAT64 or a 6to4 relay), so
+/// they are judged by it.
+const EMBEDDING_V6: [(Ipv6Addr, u8, u32); 5] = [
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96, 96), // IPv4-mapped
+    (Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, 0, 0), 96, 96), // IPv4-translated (SIIT)
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 96, 96),      // IPv4-compatible, deprecated
+    (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96, 96), // NAT64, well-known prefix
+    (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16, 16), // 6to4
+];
+
+/// Inside global unicast (2000::/3), the special-purpose blocks of IANA's
+/// IPv6 registry: refused outright, as for IPv4. Teredo (2001::/32) is in
+/// the first, and its embedded addresses are obfuscated, so it is not
+/// judged by them.
+const SPECIAL_V6: [(Ipv6Addr, u8); 4] = [
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23), // IETF protocol assignments: Teredo, benchmarking, ORCHID
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+    (Ipv6Addr::new(0x2620, 0x4f, 0x8000, 0, 0, 0, 0, 0), 48), // AS112 direct delegation
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20), // documentation
+];
+
+fn in_v4(ip: Ipv4Addr, (network, bits): (Ipv4Addr, u8)) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(network) & mask
+}
+
+fn in_v6(ip: Ipv6Addr, network: Ipv6Addr, bits: u8) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+    u128::from(ip) & mask == u128::from(network) & mask
 }
 
 /// Whether `ip` is on the public internet. A target's address must be,
 /// unless configured otherwise: an address's owner controls its domain's
-/// SRV records, and must not be able to point the server at its own
-/// network (the database, a metadata service).
+/// DNS, and must not be able to point the server at its own network (the
+/// database, a metadata service). IPv6 must be global unicast (2000::/3)
+/// outside IANA's special blocks; forms that embed an IPv4 address are
+/// judged by it.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // shared address space
-                || (a == 198 && (b == 18 || b == 19)) // benchmarking
-                || a >= 240)
-        }
+        IpAddr::V4(v4) => !SPECIAL_V4.iter().any(|&block| in_v4(v4, block)),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
+            for (network, bits, at) in EMBEDDING_V6 {
+                if in_v6(v6, network, bits) {
+                    return is_public(IpAddr::V4(embedded_v4(v6, at)));
+                }
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+            in_v6(v6, Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3)
+                && !SPECIAL_V6
+                    .iter()
+                    .any(|&(network, bits)| in_v6(v6, network, bits))
         }
     }
+}
+
+/// The 32 bits of `v6` that follow its first `at` bits.
+fn embedded_v4(v6: Ipv6Addr, at: u32) -> Ipv4Addr {
+    Ipv4Addr::from((u128::from(v6) >> (96 - at)) as u32)
 }
 
 #[cfg(test)]
@@ -204,27 +273,94 @@ mod tests {
 
     #[test]
     fn only_public_addresses_are_reachable() {
-        for public in ["93.184.216.34", "2606:4700::1111", "1.1.1.1"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "2a00:1450:4001::200e",
+            // Forms that embed a public IPv4 address reach it.
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+            "::ffff:93.184.216.34",
+            "::93.184.216.34",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "::1",
-            "::",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "2001:db8::1",
+        for (refused, why) in [
+            ("0.0.0.0", "this network"),
+            ("0.1.2.3", "this network"),
+            ("10.1.2.3", "private"),
+            ("100.64.0.1", "shared address space"),
+            ("127.0.0.1", "loopback"),
+            ("127.255.255.254", "loopback"),
+            ("169.254.169.254", "link local, cloud metadata"),
+            ("172.16.0.1", "private"),
+            ("172.31.255.255", "private"),
+            ("192.0.0.8", "IETF protocol assignments"),
+            ("192.0.0.170", "NAT64 discovery"),
+            ("192.0.2.1", "documentation"),
+            ("192.31.196.1", "AS112"),
+            ("192.52.193.1", "AMT"),
+            ("192.88.99.1", "6to4 relay anycast"),
+            ("192.168.1.1", "private"),
+            ("192.175.48.1", "AS112 delegation"),
+            ("198.18.0.1", "benchmarking"),
+            ("198.19.255.1", "benchmarking"),
+            ("198.51.100.1", "documentation"),
+            ("203.0.113.1", "documentation"),
+            ("224.0.0.1", "multicast"),
+            ("239.255.255.250", "multicast"),
+            ("240.0.0.1", "reserved"),
+            ("255.255.255.255", "broadcast"),
+            ("::", "unspecified"),
+            ("::1", "loopback"),
+            ("::ffff:127.0.0.1", "IPv4-mapped loopback"),
+            ("::ffff:10.0.0.1", "IPv4-mapped private"),
+            ("::ffff:0:127.0.0.1", "IPv4-translated loopback"),
+            ("::127.0.0.1", "IPv4-compatible loopback"),
+            ("64:ff9b::7f00:1", "NAT64 of loopback"),
+            ("64:ff9b::a9fe:a9fe", "NAT64 of the metadata service"),
+            ("64:ff9b:1::808:808", "local-use NAT64"),
+            ("2002:7f00:1::1", "6to4 of loopback"),
+            ("2002:c0a8:101::1", "6to4 of a private address"),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"),
+            ("2001:2::1", "benchmarking"),
+            ("2001:10::1", "ORCHID"),
+            ("2001:db8::1", "documentation"),
+            ("3fff::1", "documentation"),
+            ("2620:4f:8000::1", "AS112 delegation"),
+            ("100::1", "discard only"),
+            ("5f00::1", "SRv6 segment identifiers"),
+            ("fc00::1", "unique local"),
+            ("fd12:3456::1", "unique local"),
+            ("fe80::1", "link local"),
+            ("fec0::1", "site local"),
+            ("ff02::1", "multicast"),
+            ("4000::1", "not global unicast"),
         ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
+            assert!(!is_public(refused.parse().unwrap()), "{refused}: {why}");
+        }
+    }
+
+    #[test]
+    fn numbers_in_disguise_are_not_host_names() {
+        for numeric in [
+            "2130706433",
+            "2130706433.",
+            "0x7f.1",
+            "127.1",
+            "127.0.0.1",
+            "0177.0.0.1",
+            "example.0x7f",
+            "example.0X",
+            "a.b.123",
+        ] {
+            assert!(ends_in_a_number(numeric), "{numeric}");
+            assert!(!valid_target(numeric, 443), "{numeric}");
+        }
+        for name in ["0x7f.example", "123.example", "avatars.example.org.", "x1"] {
+            assert!(!ends_in_a_number(name), "{name}");
+            assert!(valid_target(name, 443), "{name}");
         }
     }
 

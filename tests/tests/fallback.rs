@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use diesel_avatar::http::{Libravatar, Options, RemoteFallback};
 use hickory_proto::op::{Header, Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
 use pg_avatar_tests::route::{database, get, Server};
 use pg_avatar_tests::*;
@@ -74,6 +74,37 @@ fn a(host: &str, ip: Ipv4Addr) -> Record {
     Record::from_rdata(name(host), 60, RData::A(A(ip)))
 }
 
+fn aaaa(host: &str, ip: &str) -> Record {
+    Record::from_rdata(name(host), 60, RData::AAAA(AAAA(ip.parse().unwrap())))
+}
+
+/// What this test binary's fallbacks logged: one subscriber for the process.
+fn logs() -> String {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let logs = LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    });
+    String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned()
+}
+
 /// A Libravatar provider on 127.0.0.1: `/avatar/{hash}` gives the image
 /// stored for the hash, or 404. Records every path it is asked for.
 #[derive(Clone)]
@@ -81,6 +112,8 @@ struct Provider {
     port: u16,
     images: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     asked: Arc<Mutex<Vec<String>>>,
+    /// Where every request is redirected, if anywhere.
+    redirect: Arc<Mutex<Option<String>>>,
 }
 
 impl Provider {
@@ -99,6 +132,7 @@ impl Provider {
             port: listener.local_addr().unwrap().port(),
             images: Arc::default(),
             asked: Arc::default(),
+            redirect: Arc::default(),
         };
         let shared = provider.clone();
         std::thread::spawn(move || {
@@ -119,6 +153,13 @@ impl Provider {
                         .strip_prefix("/avatar/")
                         .and_then(|p| p.split('?').next())
                         .unwrap_or_default();
+                    if let Some(to) = shared.redirect.lock().unwrap().clone() {
+                        let _ = stream.write_all(
+                            format!("HTTP/1.1 302 Found\r\nLocation: {to}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                                .as_bytes(),
+                        );
+                        return;
+                    }
                     let image = shared.images.lock().unwrap().get(hash).cloned();
                     let head = |status: &str, len: usize| {
                         format!(
@@ -147,6 +188,14 @@ impl Provider {
 
     fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
+    }
+
+    fn redirect_to(&self, base: &str) {
+        *self.redirect.lock().unwrap() = Some(base.into());
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 }
 
@@ -230,7 +279,8 @@ impl World {
                     .unwrap(),
             ),
             nameserver: Some(self.dns.addr),
-            allow_private_targets: true,
+            // The test's providers, and nothing else on this machine.
+            private_allowed: vec![self.central.addr(), self.federated.addr()],
             timeout: Duration::from_secs(2),
             ..RemoteFallback::default()
         };
@@ -374,8 +424,8 @@ fn limits_private_targets_timeouts_and_rate() {
     let (local_md5, local_sha) = w.address("users,1", "ada@local.test");
     w.federated.has(&local_sha, solid(RED));
 
-    // Without the test-only switch, a target on loopback is refused.
-    let strict = w.server(|f| f.allow_private_targets = false);
+    // A target on loopback that is not allowed is refused.
+    let strict = w.server(|f| f.private_allowed.clear());
     assert_eq!(avatar(&strict, &local_md5).0, 404);
     assert!(
         w.federated.asked().is_empty(),
@@ -385,7 +435,10 @@ fn limits_private_targets_timeouts_and_rate() {
 
     // A provider that never answers costs one timeout, then is remembered.
     let (slow_md5, _) = w.address("users,2", "bob@slow.test");
-    let server = w.server(|f| f.timeout = Duration::from_secs(1));
+    let server = w.server(|f| {
+        f.timeout = Duration::from_secs(1);
+        f.private_allowed.push(hanging.addr());
+    });
     let started = Instant::now();
     assert_eq!(avatar(&server, &slow_md5).0, 404);
     assert!(
@@ -434,4 +487,200 @@ fn it_is_off_unless_configured() {
     assert_eq!(avatar(&server, &md5).0, 404);
     assert!(w.central.asked().is_empty());
     assert!(Libravatar::default().fallback.is_none());
+}
+
+/// Attacker 3 controls the DNS of an address's domain. Every address that
+/// is not on the public internet is refused, whatever its spelling: IPv6
+/// forms that embed an IPv4 address are judged by that address, and the
+/// special-purpose ranges of IANA's registries are refused outright. The
+/// test's provider listens on loopback and is never asked.
+#[test]
+fn special_addresses_are_refused_however_they_are_spelt() {
+    logs();
+    let victim = Provider::start();
+    let cases = [
+        ("mapped", "::ffff:127.0.0.1"),
+        ("nat64", "64:ff9b::7f00:1"),
+        ("nat64local", "64:ff9b:1::808:808"),
+        ("sixtofour", "2002:7f00:1::1"),
+        ("compat", "::7f00:1"),
+        ("teredo", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+        ("sitelocal", "fec0::1"),
+        ("discard", "100::1"),
+        ("benchmarking", "2001:2::1"),
+        ("orchid", "2001:10::1"),
+        ("documentation", "3fff::1"),
+        ("ietf4", "192.0.0.8"),
+        ("relay4", "192.88.99.1"),
+        ("reserved4", "240.0.0.1"),
+    ];
+    let mut records = vec![];
+    for (label, ip) in cases {
+        let host = format!("avatars.{label}.test.");
+        records.push(srv(
+            &format!("_avatars._tcp.{label}.test."),
+            victim.port,
+            &host,
+        ));
+        records.push(match ip.parse::<std::net::IpAddr>().unwrap() {
+            std::net::IpAddr::V4(v4) => a(&host, v4),
+            std::net::IpAddr::V6(_) => aaaa(&host, ip),
+        });
+    }
+    let dns = Dns::start(records);
+    let db = TestDb::new("fallback_special");
+    let mut c = db.connect();
+    let server = Server::start(
+        vec![database(&db, db.conninfo())],
+        Options {
+            libravatar: Some(Libravatar {
+                database: db.name.clone(),
+                fallback: Some(RemoteFallback {
+                    central: None,
+                    nameserver: Some(dns.addr),
+                    timeout: Duration::from_secs(2),
+                    ..RemoteFallback::default()
+                }),
+                ..Libravatar::default()
+            }),
+            ..Options::default()
+        },
+    );
+    for (n, (label, ip)) in cases.iter().enumerate() {
+        let email = format!("u{n}@{label}.test");
+        c.execute(
+            "SELECT avatar.avatar_set_email($1, $2)",
+            &[&format!("users,{n}"), &email],
+        )
+        .unwrap();
+        let md5: String = c.query_one("SELECT md5($1)", &[&email]).unwrap().get(0);
+        assert_eq!(avatar(&server, &md5).0, 404, "{label}");
+        let canonical: std::net::IpAddr = ip.parse().unwrap();
+        assert!(
+            logs().contains(&format!("refused {canonical}")),
+            "{label}: {ip} was not refused as not public:\n{}",
+            logs()
+        );
+    }
+    assert!(
+        victim.asked().is_empty(),
+        "connected to {:?}",
+        victim.asked()
+    );
+}
+
+/// A target that a URL parser reads as an IPv4 address (`2130706433` is
+/// 127.0.0.1, and so is `0x7f.1`) is not a host name, whatever DNS says.
+#[test]
+fn numeric_looking_targets_are_refused() {
+    let victim = Provider::start();
+    let public = Ipv4Addr::new(93, 184, 216, 34);
+    let mut records = vec![];
+    let targets = [
+        "2130706433.",
+        "0x7f.1.",
+        "127.1.",
+        "0177.0.0.1.",
+        "example.0x7f.",
+    ];
+    for (n, target) in targets.iter().enumerate() {
+        records.push(srv(
+            &format!("_avatars._tcp.n{n}.test."),
+            victim.port,
+            target,
+        ));
+        records.push(a(target, public));
+    }
+    let dns = Dns::start(records);
+    let db = TestDb::new("fallback_numeric");
+    let mut c = db.connect();
+    let server = Server::start(
+        vec![database(&db, db.conninfo())],
+        Options {
+            libravatar: Some(Libravatar {
+                database: db.name.clone(),
+                fallback: Some(RemoteFallback {
+                    central: None,
+                    nameserver: Some(dns.addr),
+                    timeout: Duration::from_secs(2),
+                    ..RemoteFallback::default()
+                }),
+                ..Libravatar::default()
+            }),
+            ..Options::default()
+        },
+    );
+    for (n, target) in targets.iter().enumerate() {
+        let email = format!("u{n}@n{n}.test");
+        c.execute(
+            "SELECT avatar.avatar_set_email($1, $2)",
+            &[&format!("users,{n}"), &email],
+        )
+        .unwrap();
+        let md5: String = c.query_one("SELECT md5($1)", &[&email]).unwrap().get(0);
+        assert_eq!(avatar(&server, &md5).0, 404, "{target}");
+    }
+    assert!(
+        victim.asked().is_empty(),
+        "connected to {:?}",
+        victim.asked()
+    );
+}
+
+/// The central service gets the same address check and pinning as a
+/// federated provider, on every redirect it sends.
+#[test]
+fn the_central_services_redirects_are_checked_hop_by_hop() {
+    let hanging = Provider::hanging();
+    let mut w = world("fallback_central", &hanging);
+    let victim = Provider::start();
+    let (md5, sha) = w.address("users,1", "ada@plain.test");
+    victim.has(&sha, solid(RED));
+    w.central
+        .redirect_to(&format!("http://127.0.0.1:{}", victim.port));
+    let server = w.server(|_| {});
+    assert_eq!(avatar(&server, &md5).0, 404);
+    assert_eq!(w.central.asked().len(), 1, "the central service was asked");
+    assert!(
+        victim.asked().is_empty(),
+        "the redirect was followed: {:?}",
+        victim.asked()
+    );
+    drop(server);
+
+    // Nor may the central service itself be a private address that is not allowed.
+    let strict = w.server(|f| f.private_allowed.retain(|a| a.port() != w.central.port));
+    let (md5, _) = w.address("users,2", "bob@plain.test");
+    assert_eq!(avatar(&strict, &md5).0, 404);
+    assert_eq!(
+        w.central.asked().len(),
+        1,
+        "the central service was not asked again"
+    );
+}
+
+/// What a provider sends is an upload from a stranger, with limits of its
+/// own: the fallback asks for 512 px, so a copy of many megapixels is
+/// refused before it is decoded, and nothing is stored.
+#[test]
+fn fetched_copies_have_limits_of_their_own() {
+    let hanging = Provider::hanging();
+    let mut w = world("fallback_big", &hanging);
+    let (md5, sha) = w.address("users,1", "ada@fed.test");
+    let big = image::GrayImage::from_pixel(3000, 3000, image::Luma([90]));
+    w.federated.has(
+        &sha,
+        avatar_pipeline::samples::encode(
+            &image::DynamicImage::ImageLuma8(big),
+            image::ImageFormat::Png,
+        ),
+    );
+    let server = w.server(|_| {});
+    assert_eq!(avatar(&server, &md5).0, 404);
+    assert_eq!(w.federated.asked().len(), 1);
+    let copies: i64 =
+        w.c.query_one("SELECT count(*) FROM avatar.avatar", &[])
+            .unwrap()
+            .get(0);
+    assert_eq!(copies, 0, "the 9 MP copy was stored");
 }

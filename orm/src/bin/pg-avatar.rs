@@ -130,7 +130,9 @@ struct FallbackConfig {
     srv_ttl_secs: Option<u64>,
     refresh_after_secs: Option<u64>,
     nameserver: Option<SocketAddr>,
-    allow_private_targets: Option<bool>,
+    /// Private addresses (with ports) a provider may still be reached at.
+    #[serde(default)]
+    private_allowed: Vec<SocketAddr>,
 }
 
 impl FallbackConfig {
@@ -150,9 +152,7 @@ impl FallbackConfig {
             srv_ttl: secs(self.srv_ttl_secs, d.srv_ttl),
             refresh_after: secs(self.refresh_after_secs, d.refresh_after),
             nameserver: self.nameserver.or(d.nameserver),
-            allow_private_targets: self
-                .allow_private_targets
-                .unwrap_or(d.allow_private_targets),
+            private_allowed: self.private_allowed.clone(),
         })
     }
 }
@@ -405,7 +405,7 @@ mod tests {
         assert_eq!(fallback.nameserver, Some("127.0.0.1:5353".parse().unwrap()));
         assert_eq!(fallback.refresh_after, defaults.refresh_after);
         assert_eq!(fallback.srv_ttl, Duration::from_secs(24 * 3600));
-        assert!(fallback.federation && !fallback.allow_private_targets);
+        assert!(fallback.federation && fallback.private_allowed.is_empty());
     }
 
     #[test]

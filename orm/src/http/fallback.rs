@@ -46,10 +46,11 @@ pub struct RemoteFallback {
     pub refresh_after: Duration,
     /// A DNS server to ask instead of the system's (`/etc/resolv.conf`).
     pub nameserver: Option<SocketAddr>,
-    /// Let SRV targets resolve to loopback and private addresses. Only for
-    /// tests: otherwise an address's owner could aim the server at its own
-    /// network.
-    pub allow_private_targets: bool,
+    /// Addresses outside the public internet that may still be connected
+    /// to, each with its port: a provider inside your own network, or a
+    /// test's servers on loopback. Any other private address is refused,
+    /// or an address's owner could aim the server at its own network.
+    pub private_allowed: Vec<SocketAddr>,
 }
 
 impl Default for RemoteFallback {
@@ -63,17 +64,17 @@ impl Default for RemoteFallback {
             srv_ttl: Duration::from_secs(24 * 3600),
             refresh_after: Duration::from_secs(7 * 24 * 3600),
             nameserver: None,
-            allow_private_targets: false,
+            private_allowed: Vec::new(),
         }
     }
 }
 
-/// The size asked for: the largest the Libravatar API serves, so later
-/// renditions are made from the best copy.
-const FETCH_SIZE: u32 = 512;
-/// More than any avatar of 512 px needs.
-const MAX_BODY: usize = 4 << 20;
+use avatar_contract::limits::{FALLBACK_MAX_BYTES, FALLBACK_SIZE};
+
 const KEPT: usize = 10_000;
+/// Redirects the central service may send (Libravatar's sends unknown
+/// addresses on to Gravatar); each hop is checked and pinned afresh.
+const MAX_HOPS: usize = 3;
 const FAILURE_TTL: Duration = Duration::from_secs(600);
 
 pub(super) struct Lookups {
@@ -205,9 +206,8 @@ impl Lookups {
         }
         match &self.options.central {
             Some(central) => {
-                let url = avatar_url(central, &due.sha256)?;
-                let client = client(&self.options, None).map_err(|e| e.to_string())?;
-                fetch(&client, url).await
+                self.fetch(avatar_url(central, &due.sha256)?, MAX_HOPS)
+                    .await
             }
             None => Ok(Found::Nothing),
         }
@@ -248,8 +248,8 @@ impl Lookups {
         answer
     }
 
-    /// Connects only to the target's addresses that passed the check, so
-    /// a second DNS answer cannot swap in another (DNS rebinding).
+    /// A federated provider gets no redirects: each hop would be a host
+    /// its domain's owner chose after the SRV record was checked.
     async fn fetch_federated(
         &self,
         scheme: Scheme,
@@ -257,25 +257,75 @@ impl Lookups {
         sha256: &str,
     ) -> Result<Found, String> {
         let host = target.target.trim_end_matches('.');
-        let ips: Vec<IpAddr> = self
-            .resolver
-            .lookup_ip(host)
-            .await
-            .map_err(|e| format!("resolving the SRV target: {e}"))?
-            .iter()
-            .filter(|ip| self.options.allow_private_targets || federation::is_public(*ip))
-            .collect();
-        if ips.is_empty() {
-            return Err("the SRV target has no public address".into());
-        }
         let base = Url::parse(&format!("{}://{host}:{}", scheme.as_str(), target.port))
             .map_err(|e| e.to_string())?;
-        let addrs: Vec<SocketAddr> = ips
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, target.port))
-            .collect();
-        let client = client(&self.options, Some((host, &addrs))).map_err(|e| e.to_string())?;
-        fetch(&client, avatar_url(&base, sha256)?).await
+        self.fetch(avatar_url(&base, sha256)?, 0).await
+    }
+
+    /// Fetches `url`, following at most `hops` redirects. Every host, the
+    /// first and each redirect's, is resolved here and checked, and the
+    /// connection goes to exactly the checked addresses, so neither a
+    /// second DNS answer (DNS rebinding) nor a `Location` header can aim
+    /// the server at its own network.
+    async fn fetch(&self, mut url: Url, hops: usize) -> Result<Found, String> {
+        for _ in 0..=hops {
+            let addrs = self.checked_addresses(&url).await?;
+            let host = url.host_str().unwrap_or_default().to_string();
+            let client = client(&self.options, &host, &addrs).map_err(|e| e.to_string())?;
+            let mut response = client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| e.without_url().to_string())?;
+            match response.status().as_u16() {
+                200 => return read_body(&mut response).await.map(Found::Image),
+                404 => return Ok(Found::Nothing),
+                301 | 302 | 303 | 307 | 308 => {
+                    let location = response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|l| l.to_str().ok())
+                        .ok_or("a redirect without a Location")?;
+                    url = url.join(location).map_err(|e| e.to_string())?;
+                    if !matches!(url.scheme(), "http" | "https") {
+                        return Err(format!("a redirect to a {} URL", url.scheme()));
+                    }
+                }
+                status => return Err(format!("the provider answered {status}")),
+            }
+        }
+        Err(format!("more than {hops} redirects"))
+    }
+
+    /// The addresses `url`'s host may be reached at: a host name's that are
+    /// public (or allowed), an address literal if it is.
+    async fn checked_addresses(&self, url: &Url) -> Result<Vec<SocketAddr>, String> {
+        let port = url.port_or_known_default().ok_or("a URL without a port")?;
+        let ips: Vec<IpAddr> = match url.host() {
+            Some(url::Host::Ipv4(v4)) => vec![IpAddr::V4(v4)],
+            Some(url::Host::Ipv6(v6)) => vec![IpAddr::V6(v6)],
+            Some(url::Host::Domain(name)) if federation::valid_target(name, port) => self
+                .resolver
+                .lookup_ip(name)
+                .await
+                .map_err(|e| format!("resolving {name}: {e}"))?
+                .iter()
+                .collect(),
+            _ => return Err("not a host name".into()),
+        };
+        let mut allowed = Vec::with_capacity(ips.len());
+        for ip in ips {
+            let addr = SocketAddr::new(ip, port);
+            if federation::is_public(ip) || self.options.private_allowed.contains(&addr) {
+                allowed.push(addr);
+            } else {
+                tracing::info!("libravatar fallback: refused {ip}: not a public address");
+            }
+        }
+        if allowed.is_empty() {
+            return Err("no public address".into());
+        }
+        Ok(allowed)
     }
 
     fn known_missing(&self, sha256: &str) -> bool {
@@ -335,52 +385,39 @@ fn avatar_url(base: &Url, sha256: &str) -> Result<Url, String> {
         .join(&format!("avatar/{sha256}"))
         .map_err(|e| e.to_string())?;
     url.query_pairs_mut()
-        .append_pair("s", &FETCH_SIZE.to_string())
+        .append_pair("s", &FALLBACK_SIZE.to_string())
         .append_pair("d", "404");
     Ok(url)
 }
 
-/// Federated targets get no redirects: each hop would be a new, unchecked
-/// host. The configured central service may redirect (Libravatar's sends
-/// unknown addresses on to Gravatar).
+/// A client that connects `host` to `addrs` only, and follows no
+/// redirect itself (the caller checks each hop).
 fn client(
     options: &RemoteFallback,
-    pinned: Option<(&str, &[SocketAddr])>,
+    host: &str,
+    addrs: &[SocketAddr],
 ) -> reqwest::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .timeout(options.timeout)
         .no_proxy()
-        .user_agent(concat!("pg-avatar/", env!("CARGO_PKG_VERSION")));
-    builder = match pinned {
-        Some((host, addrs)) => builder
-            .resolve_to_addrs(host, addrs)
-            .redirect(reqwest::redirect::Policy::none()),
-        None => builder.redirect(reqwest::redirect::Policy::limited(3)),
-    };
-    builder.build()
+        .user_agent(concat!("pg-avatar/", env!("CARGO_PKG_VERSION")))
+        .resolve_to_addrs(host, addrs)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
-async fn fetch(client: &reqwest::Client, url: Url) -> Result<Found, String> {
-    let mut response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
-    match response.status().as_u16() {
-        200 => {}
-        404 => return Ok(Found::Nothing),
-        status => return Err(format!("the provider answered {status}")),
-    }
+/// At most what the extension will accept of a fetched copy.
+async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
         .map_err(|e| e.without_url().to_string())?
     {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("the provider sent over {MAX_BODY} bytes"));
+        if body.len() + chunk.len() > FALLBACK_MAX_BYTES {
+            return Err(format!("the provider sent over {FALLBACK_MAX_BYTES} bytes"));
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Found::Image(body))
+    Ok(body)
 }
