@@ -188,7 +188,7 @@ gallery_start() {
     "$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$admin" <<'SQL'
 DROP ROLE IF EXISTS avatar_web;
 CREATE ROLE avatar_web LOGIN;
-GRANT EXECUTE ON FUNCTION avatar.avatar_get(uuid, integer, text), avatar.avatar_sha1(uuid),
+GRANT EXECUTE ON FUNCTION avatar.avatar_rendition(uuid, integer, text), avatar.avatar_sha1(uuid),
     avatar.avatar_by_digest(text) TO avatar_web;
 SQL
     "$bin" import "$dir/uploads" --database-url "$admin" || true  # users,5 is broken on purpose

@@ -14,6 +14,13 @@ impl Format {
     /// In the order ties are broken: WebP is the smallest, PNG the largest.
     const PREFERENCE: [Format; 3] = [Format::Webp, Format::Jpeg, Format::Png];
 
+    /// The format `avatar_get` names `name`, exactly.
+    pub fn parse(name: &str) -> Option<Format> {
+        [Format::Jpeg, Format::Png, Format::Webp]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Jpeg => "jpeg",

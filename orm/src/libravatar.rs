@@ -18,6 +18,14 @@ pub const GENERATED: [&str; 8] = [
     "blank",
 ];
 
+/// The generated kinds that draw the same image for every seed.
+const SEEDLESS: [&str; 3] = ["mm", "mp", "blank"];
+
+/// Whether a generated `kind` depends on its seed (the address digest).
+pub fn seeded(kind: &str) -> bool {
+    !SEEDLESS.contains(&kind)
+}
+
 /// Default answers, from `d`/`default`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fallback {

@@ -1,5 +1,6 @@
 //! Public avatar URLs, built and parsed in one place:
-//! `{base}/avatar/{db}/{id}?s={size}&v={version}`.
+//! `{base}/avatar/{db}/{id}?s={size}&v={version}`, with `&f={format}`
+//! when the URL names its format.
 //!
 //! - `{db}` is a keyed hash of the database name, so a URL tells nobody
 //!   which database it came from, and nobody without the secret can make
@@ -15,10 +16,12 @@ use sha2::Sha256;
 use url::Url;
 use uuid::Uuid;
 
+pub use avatar_contract::size::MAX_SIZE;
+
+use crate::Format;
+
 /// The size served when a URL names none.
 pub const DEFAULT_SIZE: u32 = 64;
-/// The largest side the extension serves (its `avatar_size` range).
-pub const MAX_SIZE: u32 = 2048;
 /// Hex digits of the SHA-1 in `v`: 48 bits, plenty to tell versions apart.
 pub const VERSION_LEN: usize = 12;
 /// Secrets shorter than this are refused: the database key is only as
@@ -101,16 +104,29 @@ impl AvatarUrls {
         &self.database_key
     }
 
-    /// The URL of avatar `id` whose image has SHA-1 `sha1`, at `size`.
+    /// The URL of avatar `id` whose image has SHA-1 `sha1`, at `size`, in
+    /// the format the client's `Accept` header picks (the answer carries
+    /// `Vary: Accept`). The size is written as the one served, so every
+    /// size that gives the same image gives the same URL.
     pub fn url(&self, id: Uuid, sha1: &str, size: u32) -> Url {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .expect("checked in new()")
             .pop_if_empty()
             .extend(["avatar", &self.database_key, &id.simple().to_string()]);
+        let served = avatar_contract::size::quantise(i64::from(size)).unwrap_or(size);
         url.query_pairs_mut()
-            .append_pair("s", &size.to_string())
+            .append_pair("s", &served.to_string())
             .append_pair("v", version(sha1));
+        url
+    }
+
+    /// The same URL naming its format, whatever the client accepts: the one
+    /// to use behind a CDN that ignores `Vary` (many do, and would keep
+    /// whichever format was asked for first).
+    pub fn url_as(&self, id: Uuid, sha1: &str, size: u32, format: Format) -> Url {
+        let mut url = self.url(id, sha1, size);
+        url.query_pairs_mut().append_pair("f", format.name());
         url
     }
 }
@@ -127,7 +143,8 @@ pub struct AvatarPath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
     NotFound,
-    BadSize(String),
+    /// A parameter no URL this module builds has: answered 400 with the text.
+    BadRequest(String),
 }
 
 /// Parses the `{db}` and `{id}` segments of a request path.
@@ -154,11 +171,24 @@ pub fn parse_size(s: Option<&str>) -> Result<u32, RequestError> {
     let Some(s) = s else { return Ok(DEFAULT_SIZE) };
     match s.parse::<u32>() {
         Ok(size) if (1..=MAX_SIZE).contains(&size) && !s.starts_with('+') => Ok(size),
-        _ => Err(RequestError::BadSize(format!(
+        _ => Err(RequestError::BadRequest(format!(
             "s must be an integer from 1 to {MAX_SIZE}, not {:?}",
             s.chars().take(20).collect::<String>()
         ))),
     }
+}
+
+/// The `f` parameter: absent means the client's `Accept` header decides.
+pub fn parse_format(f: Option<&str>) -> Result<Option<Format>, RequestError> {
+    f.map(|name| {
+        Format::parse(name).ok_or_else(|| {
+            RequestError::BadRequest(format!(
+                "f must be jpeg, png or webp, not {:?}",
+                name.chars().take(20).collect::<String>()
+            ))
+        })
+    })
+    .transpose()
 }
 
 #[cfg(test)]
@@ -242,7 +272,30 @@ mod tests {
             " 64",
         ] {
             assert!(
-                matches!(parse_size(Some(bad)), Err(RequestError::BadSize(_))),
+                matches!(parse_size(Some(bad)), Err(RequestError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn urls_write_the_served_size_and_may_name_a_format() {
+        let urls = AvatarUrls::new("https://h.example", "db", SECRET).unwrap();
+        let id = Uuid::nil();
+        let sha1 = "a9993e364706816aba3e25717850c26c9cd0d89d";
+        assert_eq!(urls.url(id, sha1, 57), urls.url(id, sha1, 60));
+        assert_eq!(urls.url(id, sha1, 57).query(), Some("s=60&v=a9993e364706"));
+        assert_eq!(
+            urls.url_as(id, sha1, 57, Format::Webp).query(),
+            Some("s=60&v=a9993e364706&f=webp")
+        );
+        assert_eq!(parse_format(None), Ok(None));
+        for format in [Format::Jpeg, Format::Png, Format::Webp] {
+            assert_eq!(parse_format(Some(format.name())), Ok(Some(format)));
+        }
+        for bad in ["", "gif", "JPEG", "webp "] {
+            assert!(
+                matches!(parse_format(Some(bad)), Err(RequestError::BadRequest(_))),
                 "{bad:?}"
             );
         }
@@ -282,7 +335,8 @@ mod tests {
             let parsed = parse_path(segments[3], segments[4]).unwrap();
             prop_assert_eq!(parsed, AvatarPath { database_key: database_key(&name, &secret), id });
             let query: std::collections::HashMap<_, _> = url.query_pairs().collect();
-            prop_assert_eq!(parse_size(query.get("s").map(|s| s.as_ref())), Ok(size));
+            let served = avatar_contract::size::quantise(i64::from(size)).unwrap();
+            prop_assert_eq!(parse_size(query.get("s").map(|s| s.as_ref())), Ok(served));
             prop_assert_eq!(query.get("v").map(|v| v.to_string()), Some(sha1[..VERSION_LEN].to_string()));
         }
 

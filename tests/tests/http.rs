@@ -44,14 +44,11 @@ fn serves_exact_sizes_with_caching_headers() {
         urls.database_key(),
         id.simple()
     );
-    for query in ["?s=128", "?s=128&v=000000000000"] {
-        let (response, _) = get(&format!("{path}{query}"), &[]);
-        assert_eq!(
-            header(&response, "cache-control"),
-            "public, max-age=604800",
-            "{query}"
-        );
-    }
+    let (response, _) = get(&format!("{path}?s=128"), &[]);
+    assert_eq!(header(&response, "cache-control"), "public, max-age=604800");
+    // A version that is not the image's is never cached for long.
+    let (response, _) = get(&format!("{path}?s=128&v=000000000000"), &[]);
+    assert_eq!(header(&response, "cache-control"), "public, no-cache");
     let (response, body) = get(&path, &[]);
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -166,7 +163,7 @@ fn a_new_image_gets_a_new_version_and_etag() {
     assert_ne!(header(&new, "etag"), header(&old, "etag"));
     // The old URL now serves the new image, but no longer as immutable.
     let (stale, _) = get(old_url.as_str(), &[]);
-    assert_eq!(header(&stale, "cache-control"), "public, max-age=604800");
+    assert_eq!(header(&stale, "cache-control"), "public, no-cache");
 }
 
 /// Polls for up to two seconds: the route's memory hears of a change by
@@ -393,4 +390,155 @@ fn slow_clients_and_oversized_requests_cannot_take_the_route_down() {
     );
     assert_eq!(get(&odd_path, &[]).0.status(), 404);
     assert_eq!(get(url.as_str(), &[]).0.status(), 200, "still serving");
+}
+
+/// Attacker 2 cannot make a URL's version answer with another version's
+/// bytes for long: a URL made for a new image, asked for before the route
+/// (or a lagging replica) has the new image, is answered with the bytes it
+/// has but `no-cache`, and once the new image is committed it is fetched
+/// from the database at once, whatever the route's memory still holds.
+#[test]
+fn a_version_is_checked_against_the_database_not_memory() {
+    let (db, id) = with_avatar("http_stale");
+    let (_server, urls) = Server::for_db(&db);
+    let mut c = db.connect();
+    let old_url = urls.url(id, &master_sha1(&mut c, id), 64);
+    let (old, old_bytes) = get(old_url.as_str(), &[]);
+    assert_eq!(old.status(), 200);
+    // What the next image's version will be: the pipeline is deterministic.
+    let next = png(200, 300);
+    let probe = set(&mut c, "probe,1", &next).unwrap();
+    let new_url = urls.url(id, &master_sha1(&mut c, probe), 64);
+    assert_ne!(old_url, new_url);
+
+    // Memory and database both still hold the old image.
+    let (early, early_bytes) = get(new_url.as_str(), &[]);
+    assert_eq!(early.status(), 200);
+    assert_eq!(early_bytes, old_bytes);
+    assert_eq!(header(&early, "cache-control"), "public, no-cache");
+
+    // Committed: the new URL gets the new bytes before any notification
+    // could have reached the route.
+    set(&mut c, "users,1", &next).unwrap();
+    let (fresh, fresh_bytes) = get(new_url.as_str(), &[]);
+    assert_eq!(fresh.status(), 200);
+    assert_ne!(fresh_bytes, old_bytes, "not the old image from memory");
+    assert_eq!(
+        header(&fresh, "cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+}
+
+/// Sizes are rounded to the served set before they become a memory key or
+/// an ETag: `s=57` and `s=60` are one representation, and many spellings of
+/// one size cannot push other avatars out of memory.
+#[test]
+fn sizes_are_quantised_before_they_become_keys() {
+    let (db, id) = with_avatar("http_keys");
+    let mut c = db.connect();
+    let probe = pg_avatar_tests::get(&mut c, id, 64).unwrap().unwrap();
+    let options = Options {
+        // Room for two or three 64 px JPEGs.
+        cache_bytes: probe.len() * 5 / 2,
+        ..Options::default()
+    };
+    let server = Server::start(vec![database(&db, db.conninfo())], options);
+    let urls = AvatarUrls::new(&server.base, &db.name, SECRET).unwrap();
+    let sha1 = master_sha1(&mut c, id);
+    let (a, a_bytes) = get(urls.url(id, &sha1, 57).as_str(), &[]);
+    let (b, b_bytes) = get(urls.url(id, &sha1, 60).as_str(), &[]);
+    assert_eq!(header(&a, "etag"), header(&b, "etag"));
+    assert_eq!(a_bytes, b_bytes);
+
+    // 64 px in memory, then every other spelling of 64.
+    let url = urls.url(id, &sha1, 64);
+    eventually(|| {
+        c.execute("DELETE FROM avatar.avatar_cache", &[]).unwrap();
+        get(url.as_str(), &[]);
+        cache_rows(&mut c, id).is_empty().then_some(())
+    });
+    for spelling in 61..=63 {
+        get(urls.url(id, &sha1, spelling).as_str(), &[]);
+    }
+    get(url.as_str(), &[]);
+    assert!(
+        cache_rows(&mut c, id).is_empty(),
+        "64 px was still in memory: no query made a row again"
+    );
+}
+
+/// Many CDNs ignore `Vary: Accept` and keep whichever format came first,
+/// so a URL may name its format; such an answer does not vary by Accept.
+#[test]
+fn a_url_can_name_its_format() {
+    let (db, id) = with_avatar("http_named_format");
+    let (server, urls) = Server::for_db(&db);
+    let url = urls.url(id, &master_sha1(&mut db.connect(), id), 100);
+    let mut tags = std::collections::HashSet::new();
+    for (f, mime, format) in [
+        ("jpeg", "image/jpeg", image::ImageFormat::Jpeg),
+        ("png", "image/png", image::ImageFormat::Png),
+        ("webp", "image/webp", image::ImageFormat::WebP),
+    ] {
+        for accept in ["image/webp", "image/png", "*/*"] {
+            let (response, body) = get(&format!("{url}&f={f}"), &[("accept", accept)]);
+            assert_eq!(response.status(), 200, "f={f}");
+            assert_eq!(
+                header(&response, "content-type"),
+                mime,
+                "f={f} accept {accept}"
+            );
+            assert_eq!(image::guess_format(&body).unwrap(), format);
+            assert_eq!(header(&response, "vary"), "", "f={f}: the URL decides");
+            tags.insert(header(&response, "etag").to_string());
+        }
+    }
+    assert_eq!(tags.len(), 3, "one ETag per format: {tags:?}");
+    let path = format!(
+        "{}/avatar/{}/{}",
+        server.base,
+        urls.database_key(),
+        id.simple()
+    );
+    for bad in ["gif", "", "JPEG"] {
+        assert_eq!(
+            get(&format!("{path}?f={bad}"), &[]).0.status(),
+            400,
+            "f={bad}"
+        );
+    }
+}
+
+/// Any role may NOTIFY. What it sends on pg_avatar's channels may evict the
+/// avatar it names (as a real change would), but a malformed payload does
+/// not empty the route's memory.
+#[test]
+fn forged_notifications_do_not_empty_the_memory() {
+    let (db, id) = with_avatar("http_forged");
+    let (_server, urls) = Server::for_db(&db);
+    let mut c = db.connect();
+    let url = urls.url(id, &master_sha1(&mut c, id), 64);
+    eventually(|| {
+        c.execute("DELETE FROM avatar.avatar_cache", &[]).unwrap();
+        get(url.as_str(), &[]);
+        cache_rows(&mut c, id).is_empty().then_some(())
+    });
+    let anyone = Role::new(&db, "anyone");
+    let mut forger = anyone.connect();
+    forger
+        .batch_execute(&format!(
+            "NOTIFY avatar_changed, 'not json';
+             NOTIFY avatar_changed, '{{\"id\": 42}}';
+             NOTIFY avatar_address_changed, '[]';
+             NOTIFY avatar_changed, '{{\"id\": \"{other}\", \"resource\": \"x\", \"sha1\": null}}';",
+            other = Uuid::from_u128(7)
+        ))
+        .unwrap();
+    // Past two of the listener's polls.
+    std::thread::sleep(Duration::from_millis(300));
+    get(url.as_str(), &[]);
+    assert!(
+        cache_rows(&mut c, id).is_empty(),
+        "served from memory after the forgeries"
+    );
 }

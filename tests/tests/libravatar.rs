@@ -234,15 +234,10 @@ fn remembered_digests_follow_every_change() {
 
     let db = TestDb::new("libravatar_memory");
     let mut c = db.connect();
-    let web = format!("{}_web", db.name);
-    c.batch_execute(&format!(
-        "CREATE ROLE {web} LOGIN;
-         GRANT EXECUTE ON FUNCTION avatar.avatar_get(uuid, integer, text),
-             avatar.avatar_sha1(uuid), avatar.avatar_by_digest(text) TO {web};"
-    ))
-    .unwrap();
+    let reader = Role::as_in_readme(&db, "web", "avatar_reader");
+    let web = &reader.name;
     let server = Server::start(
-        vec![database(&db, db.conninfo_as(&web))],
+        vec![database(&db, db.conninfo_as(web))],
         Options {
             libravatar: Some(Libravatar {
                 database: db.name.clone(),
@@ -278,7 +273,7 @@ fn remembered_digests_follow_every_change() {
     assert_eq!(status(), 200);
     // The image bytes are remembered too, so with no function left to
     // call the answer is still the avatar.
-    let functions = "avatar.avatar_get(uuid, integer, text), avatar.avatar_sha1(uuid), \
+    let functions = "avatar.avatar_rendition(uuid, integer, text), avatar.avatar_sha1(uuid), \
                      avatar.avatar_by_digest(text)";
     c.batch_execute(&format!(
         "REVOKE EXECUTE ON FUNCTION {functions} FROM {web}"
@@ -302,4 +297,43 @@ fn remembered_digests_follow_every_change() {
     c.batch_execute("SELECT avatar.avatar_unset_email('users,2', 'ada@example.org')")
         .unwrap();
     eventually(404, "the address was removed");
+}
+
+/// Generated defaults are remembered by what they depend on: a kind that
+/// ignores its seed is one representation for every unknown address, so
+/// a stream of made-up digests cannot fill the route's memory with copies
+/// of the silhouette, and the sizes are the served ones.
+#[test]
+fn seedless_defaults_are_one_representation() {
+    let f = fixture("libravatar_seedless");
+    let digest = |n: u32| format!("{n:032x}");
+    for kind in ["mm", "mp", "blank"] {
+        let tags: std::collections::HashSet<String> = (0..4)
+            .map(|n| {
+                let url = format!("{}/avatar/{}?d={kind}&s=57", f.server.base, digest(n));
+                let (response, _) = get(&url, &[]);
+                assert_eq!(response.status(), 200);
+                header(&response, "etag").to_string()
+            })
+            .collect();
+        assert_eq!(tags.len(), 1, "{kind}: {tags:?}");
+        let (at_60, _) = get(
+            &format!("{}/avatar/{}?d={kind}&s=60", f.server.base, digest(9)),
+            &[],
+        );
+        assert!(tags.contains(header(&at_60, "etag")), "{kind}: 57 is 60");
+    }
+    let (a, _) = get(
+        &format!("{}/avatar/{}?d=identicon", f.server.base, digest(1)),
+        &[],
+    );
+    let (b, _) = get(
+        &format!("{}/avatar/{}?d=identicon", f.server.base, digest(2)),
+        &[],
+    );
+    assert_ne!(
+        header(&a, "etag"),
+        header(&b, "etag"),
+        "identicons depend on the seed"
+    );
 }

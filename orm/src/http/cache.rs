@@ -7,7 +7,9 @@
 //! empties and stays bypassed until the listener is back, because
 //! notifications sent meanwhile are lost.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,18 +32,72 @@ pub struct Cache {
     entries: Mutex<Entries>,
     /// Whether notifications are being received, so entries can be trusted.
     listening: AtomicBool,
-    /// Bumped by every eviction. A fetch that started before an eviction
-    /// may have read what was evicted, so it must not be cached.
-    epoch: AtomicU64,
 }
 
+type Key = (Uuid, u32, Format);
+
 struct Entries {
-    lru: LruCache<(Uuid, u32, Format), Entry>,
+    lru: LruCache<Key, Entry>,
+    /// The sizes and formats of each avatar in `lru`, so that evicting one
+    /// avatar costs its own entries, not a look at everyone's.
+    by_id: HashMap<Uuid, Vec<(u32, Format)>>,
     bytes: usize,
     max_bytes: usize,
     /// By lower-case digest: the avatar it leads to, or none. Bounded in
     /// entries, so no stream of made-up digests can grow it.
     addresses: Option<LruCache<String, Option<Uuid>>>,
+    evictions: Evictions,
+}
+
+/// What was evicted, and when, so that a fetch which started before an
+/// eviction of what it fetched is not cached (it may have read the old
+/// state). Per key: an eviction of one avatar, which any role can cause by
+/// NOTIFY, does not spoil the fetches of others.
+struct Evictions {
+    /// Ticks once per eviction.
+    clock: u64,
+    recent: LruCache<Evicted, u64>,
+    /// Evictions older than what `recent` remembers: a fetch that started
+    /// before this cannot tell whether its key was among them.
+    floor: u64,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+enum Evicted {
+    Avatar(Uuid),
+    Address(String),
+}
+
+/// Enough that even a flood of forged notifications pushes out only
+/// evictions far older than any fetch in flight.
+const EVICTIONS_KEPT: usize = 16_384;
+
+impl Evictions {
+    fn new() -> Evictions {
+        Evictions {
+            clock: 0,
+            recent: LruCache::new(NonZeroUsize::new(EVICTIONS_KEPT).expect("not zero")),
+            floor: 0,
+        }
+    }
+
+    fn record(&mut self, what: Evicted) {
+        self.clock += 1;
+        if let Some((_, at)) = self.recent.push(what, self.clock) {
+            self.floor = self.floor.max(at);
+        }
+    }
+
+    /// Everything before now counts as evicted.
+    fn all(&mut self) {
+        self.clock += 1;
+        self.floor = self.clock;
+        self.recent.clear();
+    }
+
+    fn since(&self, what: &Evicted, epoch: u64) -> bool {
+        self.floor > epoch || self.recent.peek(what).is_some_and(|&at| at > epoch)
+    }
 }
 
 impl Cache {
@@ -51,12 +107,13 @@ impl Cache {
         Cache {
             entries: Mutex::new(Entries {
                 lru: LruCache::unbounded(),
+                by_id: HashMap::new(),
                 bytes: 0,
                 max_bytes,
-                addresses: std::num::NonZeroUsize::new(max_addresses).map(LruCache::new),
+                addresses: NonZeroUsize::new(max_addresses).map(LruCache::new),
+                evictions: Evictions::new(),
             }),
             listening: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
         }
     }
 
@@ -73,25 +130,30 @@ impl Cache {
 
     /// Call before reading from the database; pass the result to [`Cache::put`].
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.lock().evictions.clock
     }
 
     pub fn put(&self, epoch: u64, id: Uuid, size: u32, format: Format, entry: Entry) {
         let mut entries = self.lock();
         // Checked under the lock that evictions also take, so an eviction
-        // either happens first (and the epoch differs) or removes this entry.
-        if !self.enabled() || self.epoch() != epoch || entry.bytes.len() > entries.max_bytes {
+        // either happens first (and is seen) or removes this entry.
+        if !self.enabled()
+            || entries.evictions.since(&Evicted::Avatar(id), epoch)
+            || entry.bytes.len() > entries.max_bytes
+        {
             return;
         }
         entries.bytes += entry.bytes.len();
-        if let Some(old) = entries.lru.put((id, size, format), entry) {
-            entries.bytes -= old.bytes.len();
+        match entries.lru.put((id, size, format), entry) {
+            Some(old) => entries.bytes -= old.bytes.len(),
+            None => entries.by_id.entry(id).or_default().push((size, format)),
         }
         while entries.bytes > entries.max_bytes {
-            match entries.lru.pop_lru() {
-                Some((_, old)) => entries.bytes -= old.bytes.len(),
-                None => break,
-            }
+            let Some(((old_id, old_size, old_format), old)) = entries.lru.pop_lru() else {
+                break;
+            };
+            entries.bytes -= old.bytes.len();
+            entries.unindex(old_id, old_size, old_format);
         }
     }
 
@@ -106,7 +168,11 @@ impl Cache {
     /// Like [`Cache::put`], for an address digest.
     pub fn put_address(&self, epoch: u64, digest: &str, id: Option<Uuid>) {
         let mut entries = self.lock();
-        if !self.enabled() || self.epoch() != epoch {
+        if !self.enabled()
+            || entries
+                .evictions
+                .since(&Evicted::Address(digest.to_string()), epoch)
+        {
             return;
         }
         if let Some(addresses) = entries.addresses.as_mut() {
@@ -116,9 +182,9 @@ impl Cache {
 
     fn evict_address(&self, digests: &[String; 2]) {
         let mut entries = self.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Some(addresses) = entries.addresses.as_mut() {
-            for digest in digests {
+        for digest in digests {
+            entries.evictions.record(Evicted::Address(digest.clone()));
+            if let Some(addresses) = entries.addresses.as_mut() {
                 addresses.pop(digest);
             }
         }
@@ -126,15 +192,9 @@ impl Cache {
 
     fn evict(&self, id: Uuid) {
         let mut entries = self.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        let renditions: Vec<(Uuid, u32, Format)> = entries
-            .lru
-            .iter()
-            .map(|(key, _)| *key)
-            .filter(|(entry_id, _, _)| *entry_id == id)
-            .collect();
-        for key in renditions {
-            if let Some(old) = entries.lru.pop(&key) {
+        entries.evictions.record(Evicted::Avatar(id));
+        for (size, format) in entries.by_id.remove(&id).unwrap_or_default() {
+            if let Some(old) = entries.lru.pop(&(id, size, format)) {
                 entries.bytes -= old.bytes.len();
             }
         }
@@ -143,8 +203,9 @@ impl Cache {
     /// Forgets every entry, and starts or stops trusting new ones.
     fn reset(&self, listening: bool) {
         let mut entries = self.lock();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.evictions.all();
         entries.lru.clear();
+        entries.by_id.clear();
         entries.bytes = 0;
         if let Some(addresses) = entries.addresses.as_mut() {
             addresses.clear();
@@ -156,6 +217,17 @@ impl Cache {
         // The data stays consistent at every await-free step, so a panic
         // elsewhere while holding the lock leaves nothing half-done.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Entries {
+    fn unindex(&mut self, id: Uuid, size: u32, format: Format) {
+        if let Some(kept) = self.by_id.get_mut(&id) {
+            kept.retain(|&k| k != (size, format));
+            if kept.is_empty() {
+                self.by_id.remove(&id);
+            }
+        }
     }
 }
 
@@ -255,8 +327,10 @@ fn listen(url: &str, cache: &Cache) -> Stopped {
                 Change::parse(payload).map(|change| cache.evict(change.id))
             };
             if understood.is_none() {
-                // Not ours to interpret: forget everything rather than guess.
-                cache.reset(true);
+                // Any role may NOTIFY on these channels, and pg_avatar only
+                // sends what parses, so a forgery is ignored: emptying the
+                // memory for it would hand every role a switch to do so.
+                tracing::debug!(channel = %notification.channel, "ignored a malformed notification");
             }
         }
         std::thread::sleep(POLL);
@@ -332,6 +406,71 @@ mod tests {
         cache.evict(id);
         cache.put(before, id, 64, Format::Jpeg, entry(10));
         assert!(cache.get(id, 64, Format::Jpeg).is_none());
+    }
+
+    /// Any role can make the route evict any id it likes, as often as it
+    /// likes; that must not keep other avatars out of memory.
+    #[test]
+    fn evicting_one_avatar_does_not_spoil_fetches_of_others() {
+        let cache = listening(1000);
+        let before = cache.epoch();
+        for n in 100..200 {
+            cache.evict(id(n));
+        }
+        cache.put(before, id(1), 64, Format::Jpeg, entry(10));
+        assert!(cache.get(id(1), 64, Format::Jpeg).is_some());
+        // Past what is remembered of evictions, a fetch that started before
+        // them cannot tell, and is not cached.
+        let long_ago = cache.epoch();
+        for n in 0..(EVICTIONS_KEPT as u128 + 10) {
+            cache.evict(id(1000 + n));
+        }
+        cache.put(long_ago, id(2), 64, Format::Jpeg, entry(10));
+        assert!(cache.get(id(2), 64, Format::Jpeg).is_none());
+    }
+
+    /// The index by avatar stays exactly the entries held, through puts,
+    /// replacements, evictions and the byte bound pushing entries out.
+    #[test]
+    fn the_index_by_avatar_matches_the_entries() {
+        let cache = listening(200);
+        let mut x: u64 = 7;
+        for _ in 0..5000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let (n, size, op) = (
+                (x >> 33) % 20,
+                [32, 64, 128][((x >> 40) % 3) as usize],
+                (x >> 50) % 4,
+            );
+            if op == 0 {
+                cache.evict(id(n.into()));
+            } else {
+                cache.put(
+                    cache.epoch(),
+                    id(n.into()),
+                    size,
+                    Format::Jpeg,
+                    entry(((x >> 20) % 60) as usize),
+                );
+            }
+            let entries = cache.lock();
+            let indexed: usize = entries.by_id.values().map(Vec::len).sum();
+            assert_eq!(indexed, entries.lru.len());
+            for (&(id, size, format), _) in entries.lru.iter() {
+                assert!(entries.by_id[&id].contains(&(size, format)));
+            }
+            assert!(entries.bytes <= 200);
+            assert_eq!(
+                entries.bytes,
+                entries
+                    .lru
+                    .iter()
+                    .map(|(_, e)| e.bytes.len())
+                    .sum::<usize>()
+            );
+        }
     }
 
     #[test]

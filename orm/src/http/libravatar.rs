@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::fallback::{Lookups, RemoteFallback};
-use super::{common_headers, failed, not_found, serve_avatar, store, Service};
+use super::{common_headers, failed, not_found, serve_avatar, store, Request, Service};
 use crate::libravatar::{self, Fallback};
 
 /// Turns the Libravatar route on (it is off unless configured).
@@ -83,14 +83,18 @@ pub(super) async fn handle(
     if let (Some(digest), false) = (&digest, libravatar::forced(param("f", "forcedefault"))) {
         match avatar_for(&state, digest).await {
             Ok(Some(id)) => {
+                let request = Request {
+                    size,
+                    format: None,
+                    version: None,
+                };
                 let served = serve_avatar(
                     &state.service,
                     backend,
                     &state.database_key,
                     id,
-                    size,
+                    request,
                     &headers,
-                    None,
                 )
                 .await;
                 if let Some(response) = served {
@@ -182,6 +186,15 @@ async fn generated(
     size: u32,
     headers: &HeaderMap,
 ) -> Response {
+    // Keyed by what the image depends on: the served size, and the seed
+    // only for kinds that draw it, so a stream of made-up digests cannot
+    // fill memory with copies of one silhouette.
+    let size = avatar_contract::size::quantise(i64::from(size)).unwrap_or(size);
+    let seed = if libravatar::seeded(kind) {
+        seed
+    } else {
+        String::new()
+    };
     let etag = HeaderValue::try_from(format!("\"{kind}-{seed}-{size}\""))
         .expect("hex digits are a valid header value");
     if headers.get(header::IF_NONE_MATCH).is_some_and(|tags| {

@@ -32,6 +32,7 @@ use axum::Router;
 
 use crate::urls::{self, RequestError};
 use crate::Format;
+use avatar_contract::size::quantise;
 use cache::{Cache, Entry};
 use store::{Fetched, Pool};
 use uuid::Uuid;
@@ -42,7 +43,7 @@ pub struct Database {
     /// Only ever used to derive the URL key; never logged or sent.
     pub name: String,
     /// A libpq connection string or URL. Its role needs EXECUTE on
-    /// `avatar.avatar_get(uuid, integer, text)` and `avatar.avatar_sha1(uuid)`.
+    /// `avatar.avatar_rendition(uuid, integer, text)` and `avatar.avatar_sha1(uuid)`.
     pub url: String,
     pub secret: Vec<u8>,
 }
@@ -155,9 +156,15 @@ async fn handle(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let size = match urls::parse_size(query.get("s").map(String::as_str)) {
-        Ok(size) => size,
-        Err(RequestError::BadSize(why)) => return plain(StatusCode::BAD_REQUEST, why),
+    let parsed = urls::parse_size(query.get("s").map(String::as_str)).and_then(|size| {
+        Ok((
+            size,
+            urls::parse_format(query.get("f").map(String::as_str))?,
+        ))
+    });
+    let (size, named) = match parsed {
+        Ok(parsed) => parsed,
+        Err(RequestError::BadRequest(why)) => return plain(StatusCode::BAD_REQUEST, why),
         Err(RequestError::NotFound) => return not_found(),
     };
     let Ok(path) = urls::parse_path(&db, &id) else {
@@ -166,39 +173,67 @@ async fn handle(
     let Some(backend) = service.backends.get(&path.database_key) else {
         return not_found();
     };
-    let version = query.get("v").map(String::as_str);
+    let request = Request {
+        size,
+        format: named,
+        version: query.get("v").map(String::as_str),
+    };
     serve_avatar(
         &service,
         backend,
         &path.database_key,
         path.id,
-        size,
+        request,
         &headers,
-        version,
     )
     .await
     .unwrap_or_else(not_found)
 }
 
-/// The avatar `id` at `size` from memory or the database, or `None` if
-/// there is no such avatar (being served).
+/// What a request asks of an avatar.
+struct Request<'a> {
+    /// As asked; rounded to a served size before it is a key or a tag.
+    size: u32,
+    /// Named by the URL, or `None` for the `Accept` header to decide.
+    format: Option<Format>,
+    /// The version the URL was made for, if any.
+    version: Option<&'a str>,
+}
+
+/// The avatar `id` from memory or the database, or `None` if there is no
+/// such avatar (being served).
 async fn serve_avatar(
     service: &Service,
     backend: &Backend,
     database_key: &str,
     id: Uuid,
-    size: u32,
+    request: Request<'_>,
     headers: &HeaderMap,
-    version: Option<&str>,
 ) -> Option<Response> {
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let rendition = Rendition { size, format };
+    let rendition = Rendition {
+        // Every size the extension rounds to one image is one key and one
+        // tag, so no spelling of a size is a second copy in any cache.
+        size: quantise(i64::from(request.size)).unwrap_or(request.size),
+        format: request.format.unwrap_or_else(|| {
+            Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+        }),
+        varies: request.format.is_none(),
+    };
+    let (size, format) = (rendition.size, rendition.format);
 
-    if let Some(hit) = backend.cache.get(id, size, format) {
+    // Memory answers only for the version it holds: a URL made for a newer
+    // image is looked up, or the route (behind a lagging notification, in
+    // front of a lagging replica) would pass off the old image as the new.
+    let hit = backend.cache.get(id, size, format).filter(|hit| {
+        request
+            .version
+            .is_none_or(|v| v == urls::version(&hit.sha1))
+    });
+    if let Some(hit) = hit {
         let fresh = if_none_match
             .as_deref()
             .is_some_and(|tags| etag::matches(tags, &hit.sha1, size, format));
@@ -207,7 +242,14 @@ async fn serve_avatar(
         } else {
             (StatusCode::OK, Some(hit.bytes))
         };
-        return Some(answer(service, version, rendition, status, &hit.sha1, body));
+        return Some(answer(
+            service,
+            request.version,
+            rendition,
+            status,
+            &hit.sha1,
+            body,
+        ));
     }
 
     let epoch = backend.cache.epoch();
@@ -236,14 +278,23 @@ async fn serve_avatar(
             ));
         }
     };
-    Some(answer(service, version, rendition, status, &sha1, body))
+    Some(answer(
+        service,
+        request.version,
+        rendition,
+        status,
+        &sha1,
+        body,
+    ))
 }
 
-/// What one answer carries: a size, in the format the request accepts.
+/// What one answer carries: a size, in a format.
 #[derive(Clone, Copy)]
 struct Rendition {
     size: u32,
     format: Format,
+    /// Whether the format came from `Accept` rather than the URL.
+    varies: bool,
 }
 
 /// 503 while the database is unreachable, 500 for anything else.
@@ -275,7 +326,6 @@ fn answer(
     sha1: &str,
     body: Option<Bytes>,
 ) -> Response {
-    let current = version.is_some_and(|v| v == urls::version(sha1));
     let mut response = match body {
         Some(bytes) => (status, bytes).into_response(),
         None => status.into_response(),
@@ -287,18 +337,22 @@ fn answer(
         HeaderValue::from_static(rendition.format.mime_type()),
     );
     // Shared caches must key on Accept too, or a WebP answer could reach a
-    // client that asked for PNG.
-    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    // client that asked for PNG. A URL that names its format does not vary.
+    if rendition.varies {
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    }
     h.insert(
         header::ETAG,
         etag::for_image(sha1, rendition.size, rendition.format),
     );
     h.insert(
         header::CACHE_CONTROL,
-        if current {
-            HeaderValue::from_static(IMMUTABLE)
-        } else {
-            service.cache_control.clone()
+        match version {
+            Some(v) if v == urls::version(sha1) => HeaderValue::from_static(IMMUTABLE),
+            // Made for another image: the database has not got it yet (or no
+            // longer has it), so no cache may keep this answer for that URL.
+            Some(_) => HeaderValue::from_static("public, no-cache"),
+            None => service.cache_control.clone(),
         },
     );
     response

@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use super::{etag, Options};
 use crate::functions::{
-    avatar_by_digest, avatar_default, avatar_drop_fallback, avatar_get_as, avatar_set_fallback,
-    avatar_sha1,
+    avatar_by_digest, avatar_default, avatar_drop_fallback, avatar_set_fallback, avatar_sha1,
 };
 use crate::Format;
 
@@ -74,14 +73,28 @@ fn fetch_once(
             Some(_) => {}
         }
     }
-    let (sha1, bytes): (Option<String>, Option<Vec<u8>>) =
-        diesel::select((avatar_sha1(id), avatar_get_as(id, size_sql, format.name())))
+    // The bytes and the digest of the master they were made from, from one
+    // call: read apart, a new image set in between would pair them wrongly.
+    let rendition: Option<RenditionRow> =
+        diesel::sql_query("SELECT sha1, image FROM avatar.avatar_rendition($1, $2, $3)")
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .bind::<diesel::sql_types::Integer, _>(size_sql)
+            .bind::<diesel::sql_types::Text, _>(format.name())
             .get_result(&mut conn)
+            .optional()
             .map_err(classify)?;
-    Ok(match (sha1, bytes) {
-        (Some(sha1), Some(bytes)) => Fetched::Image { sha1, bytes },
-        _ => Fetched::Missing,
+    Ok(match rendition {
+        Some(RenditionRow { sha1, image }) => Fetched::Image { sha1, bytes: image },
+        None => Fetched::Missing,
     })
+}
+
+#[derive(QueryableByName)]
+struct RenditionRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sha1: String,
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    image: Vec<u8>,
 }
 
 /// The avatar an address digest points to, retrying once like [`fetch`].
