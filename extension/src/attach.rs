@@ -21,7 +21,7 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::pg_sys::{self, PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiResult};
+use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
 use pgrx::{AnyArray, PgSqlErrorCode};
 
 use crate::error::{fail, input_error};
@@ -87,27 +87,39 @@ const OID: PgOid = PgOid::BuiltIn(PgBuiltInOids::OIDOID);
 
 /// The attachment `relid` belongs to: its own, or its partition root's.
 fn attachment_of(client: &SpiClient<'_>, relid: pg_sys::Oid) -> SpiResult<Option<Attachment>> {
-    let table = client.select(
+    one_row(
+        client,
         "SELECT a.relid::oid, format('%I.%I', n.nspname, c.relname), c.relowner,
                 a.prefix, a.key_columns::text[]
            FROM avatar.avatar_attachment a
            JOIN pg_class c ON c.oid = a.relid
            JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE a.relid = coalesce(pg_partition_root($1::regclass), $1::regclass)",
-        Some(1),
         &[relid_datum(relid)],
-    )?;
+        |row| {
+            Ok(Attachment {
+                root: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                root_name: row.get::<String>(2)?.unwrap_or_default(),
+                root_owner: row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
+                prefix: row.get::<String>(4)?.unwrap_or_default(),
+                key_columns: row.get::<Vec<String>>(5)?.unwrap_or_default(),
+            })
+        },
+    )
+}
+
+/// The first row `sql` returns, read by `read`, or `None` if it returns none.
+fn one_row<T>(
+    client: &SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid],
+    read: impl FnOnce(&SpiTupleTable) -> SpiResult<T>,
+) -> SpiResult<Option<T>> {
+    let table = client.select(sql, Some(1), args)?;
     if table.is_empty() {
         return Ok(None);
     }
-    let row = table.first();
-    Ok(Some(Attachment {
-        root: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
-        root_name: row.get::<String>(2)?.unwrap_or_default(),
-        root_owner: row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
-        prefix: row.get::<String>(4)?.unwrap_or_default(),
-        key_columns: row.get::<Vec<String>>(5)?.unwrap_or_default(),
-    }))
+    read(&table.first()).map(Some)
 }
 
 fn relid_datum(relid: pg_sys::Oid) -> DatumWithOid<'static> {
@@ -422,16 +434,13 @@ fn attach(owner: pg_sys::Oid, key_columns: AnyArray) {
     let definer = extension_owner();
     let taken: Option<String> = as_role(definer, false, || {
         Spi::connect(|client| {
-            let found = client.select(
+            one_row(
+                client,
                 "SELECT a.relid::text FROM avatar.avatar_attachment a
                   WHERE a.prefix = $1 AND a.relid <> $2",
-                Some(1),
                 &[prefix.as_str().into(), relid_datum(owner)],
-            )?;
-            if found.is_empty() {
-                return Ok(None);
-            }
-            found.first().get::<String>(1)
+                |row| Ok(row.get::<String>(1)?.unwrap_or_default()),
+            )
         })
     })
     .unwrap_or_else(|e| spi_failed(e));
@@ -538,14 +547,13 @@ fn drop_triggers(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> SpiResult<()
 
 fn extension_owner() -> pg_sys::Oid {
     Spi::connect(|client| {
-        client
-            .select(
-                "SELECT extowner FROM pg_extension WHERE extname = 'pg_avatar'",
-                Some(1),
-                &[],
-            )?
-            .first()
-            .get::<pg_sys::Oid>(1)
+        one_row(
+            client,
+            "SELECT extowner FROM pg_extension WHERE extname = 'pg_avatar'",
+            &[],
+            |row| row.get::<pg_sys::Oid>(1),
+        )
+        .map(Option::flatten)
     })
     .unwrap_or_else(|e| spi_failed(e))
     .unwrap_or_else(|| error!("pg_avatar is not installed in this database"))
@@ -562,20 +570,18 @@ struct Table {
 impl Table {
     fn column_type(&self, column: &str) -> Option<(pg_sys::Oid, String)> {
         Spi::connect(|client| {
-            let table = client.select(
+            one_row(
+                client,
                 "SELECT a.atttypid, format_type(a.atttypid, NULL) FROM pg_attribute a
                   WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-                Some(1),
                 &[relid_datum(self.relid), column.into()],
-            )?;
-            if table.is_empty() {
-                return Ok(None);
-            }
-            let row = table.first();
-            Ok(Some((
-                row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
-                row.get::<String>(2)?.unwrap_or_default(),
-            )))
+                |row| {
+                    Ok((
+                        row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                        row.get::<String>(2)?.unwrap_or_default(),
+                    ))
+                },
+            )
         })
         .unwrap_or_else(|e| spi_failed(e))
     }
@@ -593,8 +599,9 @@ struct Described {
 }
 
 fn describe(relid: pg_sys::Oid) -> Option<Described> {
-    Spi::connect(|client| -> SpiResult<Option<Described>> {
-        let table = client.select(
+    Spi::connect(|client| {
+        one_row(
+            client,
             "SELECT format('%I.%I', n.nspname, c.relname), c.relname::text,
                     c.relkind::text || c.relpersistence::text, c.relispartition,
                     EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = c.oid)
@@ -602,21 +609,18 @@ fn describe(relid: pg_sys::Oid) -> Option<Described> {
                     pg_has_role(c.relowner, 'USAGE')
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.oid = $1",
-            Some(1),
             &[relid_datum(relid)],
-        )?;
-        if table.is_empty() {
-            return Ok(None);
-        }
-        let row = table.first();
-        Ok(Some(Described {
-            name: row.get::<String>(1)?.unwrap_or_default(),
-            relname: row.get::<String>(2)?.unwrap_or_default(),
-            kind: row.get::<String>(3)?.unwrap_or_default(),
-            partition: row.get::<bool>(4)?.unwrap_or(false),
-            inheritance_children: row.get::<bool>(5)?.unwrap_or(false),
-            owned: row.get::<bool>(6)?.unwrap_or(false),
-        }))
+            |row| {
+                Ok(Described {
+                    name: row.get::<String>(1)?.unwrap_or_default(),
+                    relname: row.get::<String>(2)?.unwrap_or_default(),
+                    kind: row.get::<String>(3)?.unwrap_or_default(),
+                    partition: row.get::<bool>(4)?.unwrap_or(false),
+                    inheritance_children: row.get::<bool>(5)?.unwrap_or(false),
+                    owned: row.get::<bool>(6)?.unwrap_or(false),
+                })
+            },
+        )
     })
     .unwrap_or_else(|e| spi_failed(e))
 }

@@ -189,6 +189,13 @@ pub fn cache_rows(c: &mut Client, id: Uuid) -> Vec<(i32, String)> {
     .collect()
 }
 
+/// The public id of `resource`'s avatar, or `None`.
+pub fn avatar_of(c: &mut Client, resource: &str) -> Option<Uuid> {
+    c.query_one("SELECT avatar.avatar_id($1)", &[&resource])
+        .unwrap()
+        .get(0)
+}
+
 pub fn master_sha1(c: &mut Client, id: Uuid) -> String {
     c.query_one("SELECT sha1 FROM avatar.avatar WHERE id = $1", &[&id])
         .unwrap()
@@ -204,6 +211,26 @@ pub fn sqlstate(result: Result<impl std::fmt::Debug, Error>) -> String {
         .code()
         .code()
         .to_string()
+}
+
+/// Where a test's tracing subscriber writes, to be read back.
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }
 
 /// A login role for one test, dropped (with everything it owns in `db`)

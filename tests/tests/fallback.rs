@@ -80,17 +80,6 @@ fn aaaa(host: &str, ip: &str) -> Record {
 
 /// What this test binary's fallbacks logged: one subscriber for the process.
 fn logs() -> String {
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
     let logs = LOGS.get_or_init(|| {
         let logs = Captured::default();
@@ -102,7 +91,7 @@ fn logs() -> String {
             .init();
         logs
     });
-    String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned()
+    logs.text()
 }
 
 /// A Libravatar provider on 127.0.0.1: `/avatar/{hash}` gives the image
@@ -489,6 +478,27 @@ fn it_is_off_unless_configured() {
     assert!(Libravatar::default().fallback.is_none());
 }
 
+/// The route with the fallback asking federated providers only, through
+/// `dns`, with nothing on this machine allowed.
+fn federation_only(db: &TestDb, dns: &Dns) -> Server {
+    Server::start(
+        vec![database(db, db.conninfo())],
+        Options {
+            libravatar: Some(Libravatar {
+                database: db.name.clone(),
+                fallback: Some(RemoteFallback {
+                    central: None,
+                    nameserver: Some(dns.addr),
+                    timeout: Duration::from_secs(2),
+                    ..RemoteFallback::default()
+                }),
+                ..Libravatar::default()
+            }),
+            ..Options::default()
+        },
+    )
+}
+
 /// Attacker 3 controls the DNS of an address's domain. Every address that
 /// is not on the public internet is refused, whatever its spelling: IPv6
 /// forms that embed an IPv4 address are judged by that address, and the
@@ -530,22 +540,7 @@ fn special_addresses_are_refused_however_they_are_spelt() {
     let dns = Dns::start(records);
     let db = TestDb::new("fallback_special");
     let mut c = db.connect();
-    let server = Server::start(
-        vec![database(&db, db.conninfo())],
-        Options {
-            libravatar: Some(Libravatar {
-                database: db.name.clone(),
-                fallback: Some(RemoteFallback {
-                    central: None,
-                    nameserver: Some(dns.addr),
-                    timeout: Duration::from_secs(2),
-                    ..RemoteFallback::default()
-                }),
-                ..Libravatar::default()
-            }),
-            ..Options::default()
-        },
-    );
+    let server = federation_only(&db, &dns);
     for (n, (label, ip)) in cases.iter().enumerate() {
         let email = format!("u{n}@{label}.test");
         c.execute(
@@ -594,22 +589,7 @@ fn numeric_looking_targets_are_refused() {
     let dns = Dns::start(records);
     let db = TestDb::new("fallback_numeric");
     let mut c = db.connect();
-    let server = Server::start(
-        vec![database(&db, db.conninfo())],
-        Options {
-            libravatar: Some(Libravatar {
-                database: db.name.clone(),
-                fallback: Some(RemoteFallback {
-                    central: None,
-                    nameserver: Some(dns.addr),
-                    timeout: Duration::from_secs(2),
-                    ..RemoteFallback::default()
-                }),
-                ..Libravatar::default()
-            }),
-            ..Options::default()
-        },
-    );
+    let server = federation_only(&db, &dns);
     for (n, target) in targets.iter().enumerate() {
         let email = format!("u{n}@n{n}.test");
         c.execute(

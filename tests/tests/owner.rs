@@ -2,12 +2,6 @@
 
 use pg_avatar_tests::*;
 
-fn avatar_of(c: &mut Client, resource: &str) -> Option<Uuid> {
-    c.query_one("SELECT avatar.avatar_id($1)", &[&resource])
-        .unwrap()
-        .get(0)
-}
-
 #[test]
 fn deleting_an_owner_row_deletes_its_avatar_and_cache() {
     let db = TestDb::new("owner");

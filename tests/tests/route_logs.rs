@@ -2,27 +2,12 @@
 //! holds a connection string: not for unknown databases or ids, not when
 //! the database goes away, and not when its listener loses its connection.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel_avatar::http::Options;
 use diesel_avatar::AvatarUrls;
 use pg_avatar_tests::route::{cluster_port, database, get, Proxy, Server, SECRET};
 use pg_avatar_tests::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn no_answer_or_log_line_reveals_a_database() {
@@ -67,7 +52,7 @@ fn no_answer_or_log_line_reveals_a_database() {
     proxy.up();
     std::thread::sleep(Duration::from_millis(2500));
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(
         logs.contains("database unavailable"),
         "the 503 was logged:\n{logs}"

@@ -7,12 +7,6 @@
 
 use pg_avatar_tests::*;
 
-fn avatar_of(c: &mut Client, resource: &str) -> Option<Uuid> {
-    c.query_one("SELECT avatar.avatar_id($1)", &[&resource])
-        .unwrap()
-        .get(0)
-}
-
 /// A tenant with a schema of its own and the README's `app_owner` grants.
 fn tenant(db: &TestDb) -> Role {
     let role = Role::as_in_readme(db, "tenant", "app_owner");

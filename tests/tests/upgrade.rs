@@ -190,11 +190,6 @@ fn attachments_made_by_0_2_0_are_repaired() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(recorded, ["members {id}", "users {id}"]);
-    let avatar_of = |c: &mut Client, resource: &str| -> Option<Uuid> {
-        c.query_one("SELECT avatar.avatar_id($1)", &[&resource])
-            .unwrap()
-            .get(0)
-    };
     c.batch_execute("DELETE FROM users WHERE id = 1").unwrap();
     assert_eq!(avatar_of(&mut c, "users,1"), None);
     assert!(avatar_of(&mut c, "users,2").is_some());
