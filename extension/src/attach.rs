@@ -24,7 +24,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
 use pgrx::{AnyArray, PgSqlErrorCode};
 
-use crate::error::{fail, input_error};
+use crate::error::{fail, input_error, spi_failed};
 
 /// The key types `#[derive(Avatar)]` supports (diesel's `Integer`,
 /// `BigInt`, `Text`, which `varchar` also is, and `Uuid`), and their names.
@@ -125,10 +125,6 @@ fn one_row<T>(
 fn relid_datum(relid: pg_sys::Oid) -> DatumWithOid<'static> {
     // SAFETY: an oid is a by-value datum of type oid.
     unsafe { DatumWithOid::new(relid, OID.value()) }
-}
-
-fn spi_failed(e: pgrx::spi::SpiError) -> ! {
-    error!("SPI failed in pg_avatar: {e}")
 }
 
 /// Runs `f` as `role`, then returns to the current user however `f` ends.

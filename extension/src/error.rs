@@ -23,6 +23,12 @@ pub fn fail(report: ErrorReport) -> ! {
     unreachable!("an ERROR report does not return")
 }
 
+/// A statement of pg_avatar's own failed: not the caller's fault, so
+/// without the contract's input marker.
+pub fn spi_failed(e: pgrx::spi::SpiError) -> ! {
+    pgrx::error!("SPI failed in pg_avatar: {e}")
+}
+
 /// The report for bad input: `message` behind the contract's marker.
 #[track_caller]
 pub fn input_error(

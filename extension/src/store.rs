@@ -12,6 +12,8 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
 use rand::rngs::OsRng;
 use rand::TryRngCore;
 
+use crate::error::spi_failed;
+
 /// A statement `avatar_get` runs on every call, planned once per backend.
 struct Statement {
     sql: &'static str,
@@ -169,11 +171,6 @@ fn schema(client: &SpiClient<'_>) -> SpiResult<(pg_sys::Oid, bool)> {
     ))
 }
 
-/// Not the caller's fault, so without the contract's input marker.
-fn spi_failed(e: pgrx::spi::SpiError) -> ! {
-    error!("SPI failed in pg_avatar: {e}")
-}
-
 /// One avatar's rows, as the rendition logic reads and fills them.
 pub struct Tables {
     pub id: pgrx::Uuid,
@@ -199,8 +196,9 @@ impl avatar_pipeline::Store for Tables {
 /// `format` if one was memoized from it.
 fn lookup(id: pgrx::Uuid, side: u32, format: Format) -> Option<Lookup> {
     // `select` runs read-only when this transaction has no xid yet, which is
-    // what lets a hot standby serve avatars. Read-only statements also share
-    // the caller's snapshot, so `lookup` and `master` agree.
+    // what lets a hot standby serve avatars. Once it has one, each statement
+    // takes its own snapshot, so `lookup` and `master` may see different
+    // images: a digest is only ever used with the bytes its read returned.
     with_plans(|plans| {
         Spi::connect(|client| -> SpiResult<Option<Lookup>> {
             let plan = kept(client, &plans.lookup, &LOOKUP)?;
@@ -233,10 +231,11 @@ fn master(id: pgrx::Uuid) -> Option<Master> {
                 return Ok(None);
             }
             let row = table.first();
+            let (sha1, side) = (row.get::<String>(2)?, row.get::<i32>(3)?);
             Ok(row.get::<Vec<u8>>(1)?.map(|image| Master {
                 image,
-                sha1: row.get::<String>(2).ok().flatten().unwrap_or_default(),
-                side: row.get::<i32>(3).ok().flatten().unwrap_or_default() as u32,
+                sha1: sha1.unwrap_or_default(),
+                side: side.unwrap_or_default() as u32,
             }))
         })
     })
