@@ -12,6 +12,7 @@ use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use avatar_contract::limits::{FALLBACK_MAX_BYTES, FALLBACK_SIZE};
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::{Resolver, TokioResolver};
@@ -68,8 +69,6 @@ impl Default for RemoteFallback {
         }
     }
 }
-
-use avatar_contract::limits::{FALLBACK_MAX_BYTES, FALLBACK_SIZE};
 
 const KEPT: usize = 10_000;
 /// Redirects the central service may send (Libravatar's sends unknown
