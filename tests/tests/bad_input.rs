@@ -116,6 +116,34 @@ fn bad_input_gets_a_sqlstate_and_writes_nothing() {
     );
 }
 
+/// A progressive JPEG may have as many scans as an attacker likes, each
+/// making the decoder walk every block again, inside a decoder that cannot
+/// be interrupted: past a hundred, it is refused before decoding, however
+/// large the image (the large one takes the half-size decoder).
+#[test]
+fn a_scan_bomb_is_refused_before_decoding() {
+    let db = TestDb::new("scans");
+    let mut c = db.connect();
+    c.batch_execute("SET statement_timeout = '10s'").unwrap();
+    for side in [64, 4200] {
+        let image = samples::photo(side, side);
+        let bomb = samples::progressive_jpeg_with_scans(&image, 200);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            sqlstate(set(&mut c, "users,1", &bomb)),
+            "54000",
+            "{side} px"
+        );
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "{side} px: {:?}",
+            started.elapsed()
+        );
+    }
+    let ordinary = samples::progressive_jpeg_with_scans(&samples::photo(64, 64), 0);
+    set(&mut c, "users,1", &ordinary).expect("an ordinary progressive JPEG");
+}
+
 #[test]
 fn statement_timeout_cancels_a_long_decode() {
     let db = TestDb::new("timeout");

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::process::Command;
 
+use avatar_pipeline::samples;
 use pg_avatar_tests::*;
 
 /// A PNG of `width` x `height` pixels written a row at a time, so the test
@@ -62,32 +63,75 @@ fn backend(db: &TestDb) -> (Client, i32) {
 }
 
 /// The review's file: 379 KiB of 16-bit RGBA PNG, 7070 x 7070, under the
-/// default pixel limit, that grew a backend by 578 MiB.
+/// default pixel limit, that grew a backend by 578 MiB; and what a second
+/// review tried after it: an animated WebP, whose decoder holds a canvas
+/// beside the frame, and progressive JPEGs with every component at full
+/// resolution, whose coefficients are all held until the last scan (these
+/// are refused at this size). Each is accepted within twice its RGBA
+/// pixels, or refused (54000) within them.
 #[test]
 fn an_upload_costs_at_most_twice_its_rgba_pixels() {
     let db = TestDb::new("memory");
     let side = 7070;
-    let rgba8 = u64::from(side) * u64::from(side) * 4;
-    for (what, colour, depth) in [
-        ("16-bit RGBA", png::ColorType::Rgba, png::BitDepth::Sixteen),
+    let png = |colour, depth| (side, side, big_png(side, side, colour, depth), true);
+    let cases = [
         (
-            "16-bit grey",
-            png::ColorType::Grayscale,
-            png::BitDepth::Sixteen,
+            "16-bit RGBA PNG",
+            png(png::ColorType::Rgba, png::BitDepth::Sixteen),
         ),
-        ("8-bit RGBA", png::ColorType::Rgba, png::BitDepth::Eight),
-    ] {
-        let file = big_png(side, side, colour, depth);
+        (
+            "16-bit grey PNG",
+            png(png::ColorType::Grayscale, png::BitDepth::Sixteen),
+        ),
+        (
+            "8-bit RGBA PNG",
+            png(png::ColorType::Rgba, png::BitDepth::Eight),
+        ),
+        (
+            "animated WebP",
+            (
+                4000,
+                4000,
+                samples::animated_webp(&samples::smooth_rgba(4000, 4000)),
+                true,
+            ),
+        ),
+        (
+            "progressive 4:4:4 JPEG",
+            (
+                4000,
+                12_500,
+                samples::progressive_full_chroma_jpeg(4000, 12_500, false),
+                false,
+            ),
+        ),
+        (
+            "progressive CMYK JPEG",
+            (
+                4000,
+                12_500,
+                samples::progressive_full_chroma_jpeg(4000, 12_500, true),
+                false,
+            ),
+        ),
+    ];
+    for (what, (width, height, file, accepted)) in cases {
+        let rgba8 = u64::from(width) * u64::from(height) * 4;
         let (mut c, pid) = backend(&db);
         let before = status_bytes(pid, "VmRSS:");
-        set(&mut c, "users,1", &file).unwrap();
+        let outcome = set(&mut c, "users,1", &file);
         let grew = status_bytes(pid, "VmHWM:") - before;
         println!(
-            "{what} PNG, {} KiB: the backend grew by {} MiB ({:.2}x its RGBA pixels)",
+            "{what}, {} KiB: the backend grew by {} MiB ({:.2}x its RGBA pixels)",
             file.len() >> 10,
             grew >> 20,
             grew as f64 / rgba8 as f64
         );
+        if accepted {
+            outcome.unwrap_or_else(|e| panic!("{what}: {e}"));
+        } else {
+            assert_eq!(sqlstate(outcome), "54000", "{what}");
+        }
         assert!(
             grew <= 2 * rgba8,
             "{what}: grew by {} MiB, over twice the {} MiB of its RGBA pixels",
@@ -99,35 +143,58 @@ fn an_upload_costs_at_most_twice_its_rgba_pixels() {
 
 /// The kernel refuses the backend more memory than it has (as under
 /// `vm.overcommit_memory = 2`, or a container's limit): the upload fails
-/// with SQLSTATE 53200 and the same backend goes on serving.
+/// with SQLSTATE 53200 and the same backend goes on serving. Also where a
+/// decoder allocates on its own: a GIF frame larger than its screen, an
+/// animated WebP's canvas.
 #[test]
 fn running_out_of_memory_is_an_error_not_a_crash() {
     let db = TestDb::new("oom");
-    let (mut c, pid) = backend(&db);
-    let id = set(&mut c, "users,1", &png(64, 64)).unwrap();
-    // 400 megapixels of grey, which are 1.2 GB of RGB.
-    c.batch_execute("SET pg_avatar.max_input_pixels = 400000000")
-        .unwrap();
-    let file = big_png(
-        20_000,
-        20_000,
-        png::ColorType::Grayscale,
-        png::BitDepth::Eight,
-    );
-    let limit = status_bytes(pid, "VmSize:") + (256 << 20);
-    limit_address_space(pid, limit);
+    let cases = [
+        // 400 megapixels of grey, which are 1.2 GB of RGB.
+        (
+            "a 20000 px PNG",
+            big_png(
+                20_000,
+                20_000,
+                png::ColorType::Grayscale,
+                png::BitDepth::Eight,
+            ),
+            256 << 20,
+        ),
+        (
+            "a GIF with a 1 px screen and a 3535 px frame",
+            samples::gif_with_screen((1, 1), (3535, 3535)),
+            20 << 20,
+        ),
+        (
+            "an animated WebP",
+            samples::animated_webp(&samples::smooth_rgba(3000, 3000)),
+            32 << 20,
+        ),
+    ];
+    for (what, file, headroom) in cases {
+        let (mut c, pid) = backend(&db);
+        let id = set(&mut c, "users,1", &png(64, 64)).unwrap();
+        c.batch_execute("SET pg_avatar.max_input_pixels = 400000000")
+            .unwrap();
+        let limit = status_bytes(pid, "VmSize:") + headroom;
+        limit_address_space(pid, limit);
 
-    assert_eq!(sqlstate(set(&mut c, "users,2", &file)), "53200");
-    assert_eq!(
-        get(&mut c, id, 32).unwrap().map(|jpeg| jpeg.len() > 100),
-        Some(true),
-        "the same backend still serves"
-    );
-    let avatars: i64 = c
-        .query_one("SELECT count(*) FROM avatar.avatar", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(avatars, 1, "nothing was written");
+        assert_eq!(sqlstate(set(&mut c, "users,2", &file)), "53200", "{what}");
+        assert_eq!(
+            get(&mut c, id, 32).unwrap().map(|jpeg| jpeg.len() > 100),
+            Some(true),
+            "{what}: the same backend still serves"
+        );
+        let avatars: i64 = c
+            .query_one(
+                "SELECT count(*) FROM avatar.avatar WHERE resource = 'users,2'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(avatars, 0, "{what}: nothing was written");
+    }
 }
 
 /// Lowers the backend's address-space limit. Only its own user may (root

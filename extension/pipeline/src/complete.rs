@@ -25,11 +25,33 @@ pub fn check(format: ImageFormat, data: &[u8]) -> Result<(), Error> {
     }
 }
 
-/// What the frame header of a JPEG says about its decoding.
+/// What a JPEG's frame header and scans say about the cost of decoding it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct JpegFrame {
     pub progressive: bool,
     pub components: u8,
+    /// Each component's horizontal and vertical sampling factors.
+    pub sampling: [(u8, u8); 4],
+    /// Start-of-scan markers before the end.
+    pub scans: u32,
+}
+
+impl JpegFrame {
+    /// The bytes a progressive decoder holds for every coefficient of a
+    /// `width` x `height` image until its last scan: 64 of 2 bytes a block,
+    /// in each component at its own resolution.
+    pub fn coefficient_bytes(&self, width: u32, height: u32) -> u64 {
+        let components = &self.sampling[..usize::from(self.components.min(4))];
+        let max_h = components.iter().map(|c| c.0).max().unwrap_or(1).max(1);
+        let max_v = components.iter().map(|c| c.1).max().unwrap_or(1).max(1);
+        let blocks = |extent: u32, factor: u8, max: u8| {
+            (u64::from(extent) * u64::from(factor)).div_ceil(u64::from(max) * 8)
+        };
+        components
+            .iter()
+            .map(|&(h, v)| blocks(width, h, max_h) * blocks(height, v, max_v) * 128)
+            .sum()
+    }
 }
 
 /// The offset just past the end-of-image marker, walking the marker
@@ -40,13 +62,20 @@ fn jpeg_end(data: &[u8]) -> Option<usize> {
     walk_jpeg(data, |_, _| {})
 }
 
-/// The frame header (SOFn) of a JPEG, or a default if it has none.
+/// The frame header (SOFn) of a JPEG and its number of scans, or a
+/// default if it has none.
 pub fn jpeg_frame(data: &[u8]) -> JpegFrame {
     let mut frame = JpegFrame::default();
     walk_jpeg(data, |marker, segment| {
         if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
             frame.progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
             frame.components = segment.get(5).copied().unwrap_or(0);
+            for (i, sampling) in frame.sampling.iter_mut().enumerate() {
+                let factors = segment.get(6 + 3 * i + 1).copied().unwrap_or(0x11);
+                *sampling = (factors >> 4, factors & 0x0F);
+            }
+        } else if marker == 0xDA {
+            frame.scans += 1;
         }
     });
     frame
@@ -92,6 +121,20 @@ fn walk_jpeg(data: &[u8], mut segment: impl FnMut(u8, &[u8])) -> Option<usize> {
 /// The offset just past a GIF's trailer, walking its blocks: a file cut
 /// anywhere, even after the first frame, has none.
 fn gif_end(data: &[u8]) -> Option<usize> {
+    walk_gif(data, |_, _| {})
+}
+
+/// The size of a GIF's first frame, which decoders allocate for whatever
+/// its logical screen says, or `None` if it has no frame.
+pub fn gif_first_frame(data: &[u8]) -> Option<(u16, u16)> {
+    let mut first = None;
+    walk_gif(data, |width, height| {
+        first.get_or_insert((width, height));
+    });
+    first
+}
+
+fn walk_gif(data: &[u8], mut frame: impl FnMut(u16, u16)) -> Option<usize> {
     if !matches!(data.get(..6)?, b"GIF87a" | b"GIF89a") {
         return None;
     }
@@ -102,6 +145,9 @@ fn gif_end(data: &[u8]) -> Option<usize> {
             0x3B => return Some(i + 1),
             0x21 => i = sub_blocks(data, i + 2)?,
             0x2C => {
+                let le16 =
+                    |at: usize| Some(u16::from_le_bytes([*data.get(at)?, *data.get(at + 1)?]));
+                frame(le16(i + 5)?, le16(i + 7)?);
                 let packed = *data.get(i + 9)?;
                 // Descriptor, local colour table, LZW minimum code size.
                 i = sub_blocks(data, i + 10 + colour_table(packed) + 1)?;
@@ -168,6 +214,21 @@ mod tests {
     }
 
     #[test]
+    fn a_gifs_first_frame_may_be_larger_than_its_screen() {
+        let gif = samples::gif_with_screen((1, 1), (300, 200));
+        assert_eq!(check(ImageFormat::Gif, &gif), Ok(()));
+        assert_eq!(gif_first_frame(&gif), Some((300, 200)));
+    }
+
+    #[test]
+    fn repeated_scans_are_counted() {
+        let image = samples::photo(32, 32);
+        let ordinary = jpeg_frame(&samples::progressive_jpeg_with_scans(&image, 0)).scans;
+        let bomb = jpeg_frame(&samples::progressive_jpeg_with_scans(&image, 200)).scans;
+        assert_eq!(bomb, ordinary + 200);
+    }
+
+    #[test]
     fn trailing_data_and_stray_bytes_are_tolerated() {
         for (format, mut whole) in files() {
             whole.extend_from_slice(b"camera trailer");
@@ -191,12 +252,38 @@ mod tests {
             encoder
                 .encode(&rgb, 32, 32, jpeg_encoder::ColorType::Rgb)
                 .unwrap();
+            let frame = jpeg_frame(&out);
+            assert_eq!(frame.progressive, progressive);
+            assert_eq!(frame.components, 3);
+            assert_eq!(frame.scans > 1, progressive, "{} scans", frame.scans);
+        }
+    }
+
+    /// What a progressive decoder holds: 2 bytes a coefficient, per
+    /// component at its own resolution, whole blocks only.
+    #[test]
+    fn coefficients_are_counted_at_each_components_resolution() {
+        let rgb = samples::photo(100, 60).into_raw();
+        for (sampling, bytes) in [
+            // 13 x 8 blocks in each of three full-resolution components.
+            (jpeg_encoder::SamplingFactor::F_1_1, 3 * 13 * 8 * 128),
+            // Luma in full, chroma at half each way: 7 x 4 blocks.
+            (
+                jpeg_encoder::SamplingFactor::F_2_2,
+                (13 * 8 + 2 * 7 * 4) * 128,
+            ),
+        ] {
+            let mut out = Vec::new();
+            let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+            encoder.set_progressive(true);
+            encoder.set_sampling_factor(sampling);
+            encoder
+                .encode(&rgb, 100, 60, jpeg_encoder::ColorType::Rgb)
+                .unwrap();
             assert_eq!(
-                jpeg_frame(&out),
-                JpegFrame {
-                    progressive,
-                    components: 3
-                }
+                jpeg_frame(&out).coefficient_bytes(100, 60),
+                bytes,
+                "{sampling:?}"
             );
         }
     }

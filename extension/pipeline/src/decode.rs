@@ -15,7 +15,7 @@ use image::{ColorType, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::{complete, Error, Limits};
 
-mod lossy_alpha;
+mod webp;
 
 /// Decoded pixels as stored in the file: 8-bit RGB with any alpha already
 /// composited onto white, plus the orientation that makes them upright.
@@ -63,8 +63,8 @@ pub fn decode(
     match format {
         ImageFormat::Png => decode_png(input, limits, checkpoint),
         ImageFormat::Jpeg => decode_jpeg(input, limits, checkpoint, shrink_to),
-        ImageFormat::WebP => match lossy_alpha::Still::find(input) {
-            Some(still) => lossy_alpha::decode(&still, limits, checkpoint),
+        ImageFormat::WebP => match webp::Webp::find(input) {
+            Some(parts) => parts.decode(limits, checkpoint),
             None => decode_8bit(format, input, limits, checkpoint),
         },
         _ => decode_8bit(format, input, limits, checkpoint),
@@ -183,6 +183,12 @@ fn png_error(e: png::DecodingError) -> Error {
     }
 }
 
+/// More scans than any encoder writes (mozjpeg's searched scripts stay
+/// under 64; libjpeg's default progressive script has 10), so that a file
+/// of thousands of scans, each a walk over every block inside a decoder
+/// that cannot be interrupted, is refused before decoding.
+pub const MAX_JPEG_SCANS: u32 = 100;
+
 /// JPEG, with zune-jpeg writing RGB straight into the buffer (grey, CMYK
 /// and YCCK converted on the way), or shrunk on load.
 fn decode_jpeg(
@@ -212,20 +218,46 @@ fn decode_jpeg(
         .and_then(|exif| Orientation::from_exif_chunk(exif))
         .unwrap_or(Orientation::NoTransforms);
     let frame = complete::jpeg_frame(input);
-    // A progressive decoder keeps every coefficient (2 bytes each) until
-    // the last scan; a baseline one only a row of blocks.
+    if frame.scans > MAX_JPEG_SCANS {
+        return Err(Error::TooManyScans {
+            scans: frame.scans,
+            limit: MAX_JPEG_SCANS,
+        });
+    }
+    // A progressive decoder keeps every coefficient until the last scan; a
+    // baseline one only a row of blocks.
     let coefficients = if frame.progressive {
-        rgb_len(width, height)? / 3 * usize::from(frame.components.max(1)) * 2
+        usize::try_from(frame.coefficient_bytes(width, height))
+            .map_err(|_| Error::OutOfMemory { bytes: usize::MAX })?
     } else {
         0
     };
+    let pixels = rgb_len(width, height)? / 3;
     checkpoint();
 
+    // A progressive decoder holds every coefficient until the last scan:
+    // with every component at full resolution (4:4:4, or CMYK), 6 or 8
+    // bytes a pixel before any output, which no reduced decode saves
+    // (jpeg-decoder's half-size decode of 4:4:4 peaks at 7.8). Over a
+    // quarter of the pixel limit, where that memory matters, such a file
+    // is refused rather than decoded past twice its RGBA pixels; below it,
+    // it costs at most 9 bytes a pixel of a quarter of the limit, a
+    // quarter of what the largest accepted input may.
+    let peak = coefficients as u64 + 3 * pixels as u64;
+    if frame.progressive && peak > 8 * pixels as u64 && pixels as u64 > limits.max_input_pixels / 4
+    {
+        return Err(Error::TooCostly {
+            what: format!(
+                "a progressive JPEG of {} components at full resolution",
+                frame.components
+            ),
+            bytes: peak,
+        });
+    }
     let mut factor = shrink_to.map_or(1, |side| shrink_factor(width.min(height), side));
-    // A progressive file holds every coefficient until its last scan, so a
-    // full-size decode would cost 9 bytes a pixel (4:4:4): when the result is
-    // to be shrunk anyway, a half-size decode of the coefficients keeps the
-    // peak within twice the RGBA pixels, at no loss the master can show.
+    // When the result is to be shrunk anyway, a half-size decode of a
+    // progressive file's coefficients halves the output at no loss the
+    // master can show.
     if frame.progressive
         && factor == 1
         && shrink_to.is_some_and(|side| width.min(height) / 2 >= side)
@@ -294,30 +326,24 @@ fn decode_8bit(
     let len = usize::try_from(decoder.total_bytes())
         .map_err(|_| Error::OutOfMemory { bytes: usize::MAX })?;
     checkpoint();
+    // What these decoders hold besides our buffer, at most: ARGB words for
+    // lossless WebP; for GIF, the first frame in RGBA, which may be larger
+    // than the logical screen the header gives (and is then clipped).
+    let mut held = u64::from(width) * u64::from(height) * 4;
+    if format == ImageFormat::Gif {
+        if let Some((frame_width, frame_height)) = complete::gif_first_frame(input) {
+            let (frame_width, frame_height) = (u32::from(frame_width), u32::from(frame_height));
+            check_dimensions(frame_width, frame_height, limits)?;
+            held = u64::from(frame_width) * u64::from(frame_height) * 4;
+        }
+    }
     let mut pixels = buffer(len)?;
-    // What these decoders hold besides our buffer, at most: a frame and a
-    // canvas for GIF, ARGB words for lossless WebP.
-    foresee(usize::try_from(u64::from(width) * u64::from(height) * 4).unwrap_or(usize::MAX))?;
+    foresee(usize::try_from(held).unwrap_or(usize::MAX))?;
     decoder.read_image(&mut pixels)?;
     checkpoint();
     let rgb = match channels {
         3 => pixels,
-        4 => {
-            // In place: pixel i is read whole before its three bytes are
-            // written at 3i, which never passes the unread 4(i+1).
-            let count = pixels.len() / 4;
-            for i in 0..count {
-                let [r, g, b, a] = [
-                    pixels[4 * i],
-                    pixels[4 * i + 1],
-                    pixels[4 * i + 2],
-                    pixels[4 * i + 3],
-                ];
-                pixels[3 * i..3 * i + 3].copy_from_slice(&blend([r, g, b], a));
-            }
-            pixels.truncate(count * 3);
-            pixels
-        }
+        4 => rgba_into_rgb(pixels),
         _ => {
             let mut rgb = buffer(rgb_len(width, height)?)?;
             onto_white(&pixels, channels, &mut rgb)?;
@@ -362,6 +388,24 @@ pub(crate) fn onto_white(pixels: &[u8], channels: usize, rgb: &mut [u8]) -> Resu
         _ => return Err(Error::Internal(format!("{channels} channels"))),
     }
     Ok(())
+}
+
+/// RGBA pixels composited onto white, in the same buffer: pixel i is read
+/// whole before its three bytes are written at 3i, which never passes the
+/// unread 4(i+1).
+pub(crate) fn rgba_into_rgb(mut pixels: Vec<u8>) -> Vec<u8> {
+    let count = pixels.len() / 4;
+    for i in 0..count {
+        let [r, g, b, a] = [
+            pixels[4 * i],
+            pixels[4 * i + 1],
+            pixels[4 * i + 2],
+            pixels[4 * i + 3],
+        ];
+        pixels[3 * i..3 * i + 3].copy_from_slice(&blend([r, g, b], a));
+    }
+    pixels.truncate(count * 3);
+    pixels
 }
 
 pub(crate) fn blend(rgb: [u8; 3], alpha: u8) -> [u8; 3] {

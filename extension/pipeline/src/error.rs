@@ -24,6 +24,18 @@ pub enum Error {
         limit: u64,
     },
     Corrupt(String),
+    /// A progressive JPEG of more scans than any encoder writes: each one
+    /// makes the decoder walk every block again.
+    TooManyScans {
+        scans: u32,
+        limit: u32,
+    },
+    /// Decoding would cost more than twice the pixels' RGBA buffer, in a
+    /// way no reduced decode avoids (a large progressive CMYK JPEG).
+    TooCostly {
+        what: String,
+        bytes: u64,
+    },
     SizeOutOfRange(i64),
     /// The system would not give the pipeline a buffer of this many bytes.
     OutOfMemory {
@@ -60,7 +72,10 @@ impl Error {
             | Error::ZeroDimension { .. }
             | Error::SizeOutOfRange(_) => Class::InvalidParameter,
             Error::Corrupt(_) => Class::InvalidBinary,
-            Error::TooManyBytes { .. } | Error::TooManyPixels { .. } => Class::LimitExceeded,
+            Error::TooManyBytes { .. }
+            | Error::TooManyPixels { .. }
+            | Error::TooManyScans { .. }
+            | Error::TooCostly { .. } => Class::LimitExceeded,
             Error::OutOfMemory { .. } => Class::OutOfMemory,
             Error::Internal(_) => Class::Internal,
         }
@@ -84,6 +99,9 @@ impl Error {
             ),
             Error::TooManyPixels { .. } => Some(
                 "Scale the image down before uploading, or raise pg_avatar.max_input_pixels (superuser only).".into(),
+            ),
+            Error::TooManyScans { .. } | Error::TooCostly { .. } => Some(
+                "Re-save the image as a baseline (not progressive) JPEG, or scale it down.".into(),
             ),
             Error::SizeOutOfRange(_) => Some(format!(
                 "Ask for a size from 1 to {}; avatar_size(n) tells which size you will get.",
@@ -123,6 +141,15 @@ impl fmt::Display for Error {
                 u64::from(*width) * u64::from(*height)
             ),
             Error::Corrupt(why) => write!(f, "image is corrupt: {why}"),
+            Error::TooManyScans { scans, limit } => write!(
+                f,
+                "image is a JPEG of {scans} scans, over the limit of {limit}"
+            ),
+            Error::TooCostly { what, bytes } => write!(
+                f,
+                "image would need {} MB to decode ({what}), over twice its pixels",
+                bytes.div_ceil(1 << 20)
+            ),
             Error::SizeOutOfRange(size) => {
                 write!(f, "{}", avatar_contract::size::SizeOutOfRange(*size))
             }

@@ -128,3 +128,129 @@ pub fn lossy_webp_with_alpha(image: &RgbaImage, quality: f32) -> Vec<u8> {
         .encode(quality)
         .to_vec()
 }
+
+/// Smooth RGBA pixels that compress to little in any format.
+pub fn smooth_rgba(width: u32, height: u32) -> RgbaImage {
+    RgbaImage::from_fn(width, height, |x, y| {
+        Rgba([(x / 64) as u8, (y / 64) as u8, ((x + y) / 128) as u8, 255])
+    })
+}
+
+/// A GIF whose logical screen is `screen` but whose first frame is the
+/// larger `frame`: decoders allocate for the frame.
+pub fn gif_with_screen(screen: (u16, u16), frame: (u16, u16)) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder =
+            gif::Encoder::new(&mut out, screen.0, screen.1, &[0, 0, 0, 255, 255, 255])
+                .expect("a GIF header");
+        let pixels = vec![1u8; usize::from(frame.0) * usize::from(frame.1)];
+        let frame = gif::Frame::from_indexed_pixels(frame.0, frame.1, pixels, None);
+        encoder.write_frame(&frame).expect("a frame");
+    }
+    out
+}
+
+/// An animated WebP of one lossless frame covering the canvas.
+pub fn animated_webp(image: &RgbaImage) -> Vec<u8> {
+    animated_webp_on((image.width(), image.height()), (0, 0), image)
+}
+
+/// An animated WebP whose one lossless frame, the still image's VP8L
+/// chunk, sits at `at` (even offsets) on a canvas of `canvas`.
+pub fn animated_webp_on(canvas: (u32, u32), at: (u32, u32), image: &RgbaImage) -> Vec<u8> {
+    let still = encode(&DynamicImage::ImageRgba8(image.clone()), ImageFormat::WebP);
+    let chunk = still
+        .windows(4)
+        .position(|w| w == b"VP8L")
+        .expect("a lossless chunk");
+    let len =
+        u32::from_le_bytes(still[chunk + 4..chunk + 8].try_into().expect("a length")) as usize;
+    let vp8l = &still[chunk..chunk + 8 + len + (len & 1)];
+    let le24 = |v: u32| [v as u8, (v >> 8) as u8, (v >> 16) as u8];
+    let mut frame = Vec::new();
+    frame.extend(le24(at.0 / 2));
+    frame.extend(le24(at.1 / 2));
+    frame.extend(le24(image.width() - 1));
+    frame.extend(le24(image.height() - 1));
+    frame.extend(le24(100)); // duration, ms
+    frame.push(0);
+    frame.extend_from_slice(vp8l);
+    let mut body = b"WEBP".to_vec();
+    body.extend_from_slice(b"VP8X");
+    body.extend(10u32.to_le_bytes());
+    body.extend([0x10 | 0x02, 0, 0, 0]); // alpha, animation
+    body.extend(le24(canvas.0 - 1));
+    body.extend(le24(canvas.1 - 1));
+    body.extend_from_slice(b"ANIM");
+    body.extend(6u32.to_le_bytes());
+    body.extend([255, 255, 255, 255, 0, 0]);
+    body.extend_from_slice(b"ANMF");
+    body.extend((frame.len() as u32).to_le_bytes());
+    body.extend(&frame);
+    if frame.len() % 2 == 1 {
+        body.push(0);
+    }
+    let mut file = b"RIFF".to_vec();
+    file.extend((body.len() as u32).to_le_bytes());
+    file.extend(body);
+    file
+}
+
+/// A progressive JPEG of `image` whose last scan is repeated `extra` more
+/// times before the end: as many scans as an attacker likes, each making
+/// the decoder walk every block again.
+pub fn progressive_jpeg_with_scans(image: &RgbImage, extra: u32) -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, 80);
+    encoder.set_progressive(true);
+    encoder
+        .encode(
+            image.as_raw(),
+            image.width() as u16,
+            image.height() as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .expect("a progressive JPEG");
+    let last_scan = jpeg
+        .windows(2)
+        .rposition(|m| m == [0xFF, 0xDA])
+        .expect("a scan");
+    let end = jpeg.len() - 2;
+    let scan = jpeg[last_scan..end].to_vec();
+    let mut out = jpeg[..end].to_vec();
+    for _ in 0..extra {
+        out.extend_from_slice(&scan);
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+/// A progressive JPEG of smooth content with every component at full
+/// resolution (4:4:4), as high-quality exports write them, in RGB or CMYK:
+/// the most coefficients per pixel a progressive decoder must keep.
+pub fn progressive_full_chroma_jpeg(width: u16, height: u16, cmyk: bool) -> Vec<u8> {
+    let channels = if cmyk { 4 } else { 3 };
+    let pixels: Vec<u8> = (0..u32::from(height))
+        .flat_map(|y| {
+            (0..u32::from(width)).flat_map(move |x| {
+                [(x / 64) as u8, (y / 64) as u8, ((x + y) / 128) as u8, 40]
+                    .into_iter()
+                    .take(channels)
+            })
+        })
+        .collect();
+    let mut jpeg = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, 80);
+    encoder.set_progressive(true);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::F_1_1);
+    let colour = if cmyk {
+        jpeg_encoder::ColorType::Cmyk
+    } else {
+        jpeg_encoder::ColorType::Rgb
+    };
+    encoder
+        .encode(&pixels, width, height, colour)
+        .expect("a progressive JPEG");
+    jpeg
+}

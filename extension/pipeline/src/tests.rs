@@ -299,6 +299,64 @@ fn bad_input_is_classified() {
     );
 }
 
+/// A progressive JPEG with every component at full resolution costs 9
+/// bytes a pixel decoded (11 in CMYK). Over a quarter of the pixel limit it
+/// is refused; below, it decodes whole. Past a hundred scans, any JPEG is
+/// refused before decoding.
+#[test]
+fn costly_jpegs_are_refused() {
+    let within = |max_input_pixels| Pipeline {
+        limits: Limits {
+            max_input_pixels,
+            ..Limits::default()
+        },
+        ..Pipeline::default()
+    };
+    let pixels = 600 * 400;
+    for cmyk in [false, true] {
+        let jpeg = samples::progressive_full_chroma_jpeg(600, 400, cmyk);
+        assert_eq!(
+            within(4 * pixels).normalise(&jpeg, 2048).unwrap().decoded,
+            (600, 400)
+        );
+        let refused = within(4 * pixels - 4).normalise(&jpeg, 2048).unwrap_err();
+        assert!(matches!(refused, Error::TooCostly { .. }), "{refused:?}");
+        assert_eq!(refused.class(), Class::LimitExceeded);
+    }
+    // Chroma at half resolution (4:2:0, what cameras write) is 6 bytes a
+    // pixel, and decodes at any size within the limit.
+    let mut camera = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut camera, 80);
+    encoder.set_progressive(true);
+    encoder
+        .encode(
+            samples::photo(600, 400).as_raw(),
+            600,
+            400,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .unwrap();
+    assert_eq!(
+        within(pixels).normalise(&camera, 2048).unwrap().decoded,
+        (600, 400)
+    );
+
+    let scans = |extra| samples::progressive_jpeg_with_scans(&samples::photo(64, 64), extra);
+    let ordinary = crate::complete::jpeg_frame(&scans(0)).scans;
+    Pipeline::default()
+        .normalise(&scans(crate::decode::MAX_JPEG_SCANS - ordinary), 2048)
+        .expect("a hundred scans");
+    assert_eq!(
+        Pipeline::default()
+            .normalise(&scans(crate::decode::MAX_JPEG_SCANS - ordinary + 1), 2048)
+            .unwrap_err(),
+        Error::TooManyScans {
+            scans: crate::decode::MAX_JPEG_SCANS + 1,
+            limit: crate::decode::MAX_JPEG_SCANS
+        }
+    );
+}
+
 #[test]
 fn limits_are_checked_before_decoding() {
     let bomb = samples::png_claiming(100_000, 100_000);
