@@ -199,20 +199,23 @@ CREATE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
 COMMENT ON FUNCTION avatar.avatar_set_email(text, text) IS
     'Lets the Libravatar route find a resource''s avatar by this address (stored as MD5 and SHA-256 digests only).';
 
--- The address's fallback copy (see avatar_set_fallback) goes with it.
+-- The address's fallback copy (see avatar_set_fallback) goes with it. Two
+-- statements, so that the second's snapshot, taken once the first has
+-- waited out any fallback committing a copy of this address, sees it.
 CREATE FUNCTION avatar.avatar_unset_email(resource text, email text) RETURNS boolean
-    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-        WITH gone AS (
-            DELETE FROM avatar.avatar_email e
-             WHERE e.resource = $1
-               AND e.sha256 = encode(sha256(convert_to(lower(btrim($2)), 'UTF8')), 'hex')
-            RETURNING e.sha256),
-             copies AS (
-            DELETE FROM avatar.avatar a USING gone
-             WHERE a.resource = 'libravatar:' || gone.sha256)
-        SELECT EXISTS (SELECT FROM gone)
+    DECLARE
+        gone text;
+    BEGIN
+        DELETE FROM avatar.avatar_email e
+         WHERE e.resource = $1
+           AND e.sha256 = encode(sha256(convert_to(lower(btrim($2)), 'UTF8')), 'hex')
+        RETURNING e.sha256 INTO gone;
+        DELETE FROM avatar.avatar a WHERE a.resource = 'libravatar:' || gone;
+        RETURN gone IS NOT NULL;
+    END
     $$;
 
 -- The avatar an address digest (MD5 or SHA-256, hex) points to, if it is
@@ -289,16 +292,27 @@ CREATE FUNCTION avatar.avatar_enable(resource text) RETURNS boolean
     $$;
 
 -- Everything pg_avatar holds for a resource, gone for good: image, cache,
--- address digests and the fallback's copies for those addresses.
+-- address digests and the fallback's copies for those addresses. The
+-- addresses go first, in a statement of their own, so that the copies'
+-- snapshot, taken once it has waited out any fallback committing a copy of
+-- them, sees that copy too; a fallback still storing one then finds the
+-- address gone at its own commit and removes it (commit_check.rs).
 CREATE FUNCTION avatar.avatar_wipe(resource text) RETURNS boolean
-    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
+    DECLARE
+        copies text[];
+        existed boolean;
+    BEGIN
         WITH emails AS (DELETE FROM avatar.avatar_email e WHERE e.resource = $1
-                        RETURNING 'libravatar:' || e.sha256 AS copy),
-             gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 RETURNING 1),
-             copies AS (DELETE FROM avatar.avatar a USING emails WHERE a.resource = emails.copy)
-        SELECT EXISTS (SELECT FROM gone)
+                        RETURNING 'libravatar:' || e.sha256 AS copy)
+        SELECT array_agg(emails.copy) INTO copies FROM emails;
+        DELETE FROM avatar.avatar a WHERE a.resource = ANY (copies);
+        WITH gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 RETURNING 1)
+        SELECT EXISTS (SELECT FROM gone) INTO existed;
+        RETURN existed;
+    END
     $$;
 
 -- "The avatar, or a placeholder for this name" in one call. The

@@ -103,6 +103,49 @@ CREATE OR REPLACE FUNCTION avatar.avatar_set_email(resource text, email text) RE
     END
     $$;
 
+-- The address's fallback copy (see avatar_set_fallback) goes with it. Two
+-- statements, so that the second's snapshot, taken once the first has
+-- waited out any fallback committing a copy of this address, sees it.
+CREATE OR REPLACE FUNCTION avatar.avatar_unset_email(resource text, email text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        gone text;
+    BEGIN
+        DELETE FROM avatar.avatar_email e
+         WHERE e.resource = $1
+           AND e.sha256 = encode(sha256(convert_to(lower(btrim($2)), 'UTF8')), 'hex')
+        RETURNING e.sha256 INTO gone;
+        DELETE FROM avatar.avatar a WHERE a.resource = 'libravatar:' || gone;
+        RETURN gone IS NOT NULL;
+    END
+    $$;
+
+-- Everything pg_avatar holds for a resource, gone for good: image, cache,
+-- address digests and the fallback's copies for those addresses. The
+-- addresses go first, in a statement of their own, so that the copies'
+-- snapshot, taken once it has waited out any fallback committing a copy of
+-- them, sees that copy too; a fallback still storing one then finds the
+-- address gone at its own commit and removes it (commit_check.rs).
+CREATE OR REPLACE FUNCTION avatar.avatar_wipe(resource text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        copies text[];
+        existed boolean;
+    BEGIN
+        WITH emails AS (DELETE FROM avatar.avatar_email e WHERE e.resource = $1
+                        RETURNING 'libravatar:' || e.sha256 AS copy)
+        SELECT array_agg(emails.copy) INTO copies FROM emails;
+        DELETE FROM avatar.avatar a WHERE a.resource = ANY (copies);
+        WITH gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 RETURNING 1)
+        SELECT EXISTS (SELECT FROM gone) INTO existed;
+        RETURN existed;
+    END
+    $$;
+
 -- Attachments: a record and triggers in Rust that never evaluate a row.
 -- The same functions as before where a function existed, so grants stay.
 CREATE OR REPLACE FUNCTION avatar.attach(owner regclass, VARIADIC key_columns name[]) RETURNS void

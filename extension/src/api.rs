@@ -5,6 +5,7 @@ use avatar_contract::resource::{self, FALLBACK_PREFIX};
 use avatar_pipeline::{quantise, Format, Limits, Placeholder, Rendition};
 use pgrx::prelude::*;
 
+use crate::commit_check;
 use crate::error::{invalid, raise, required};
 use crate::guc;
 use crate::store::{self, Tables};
@@ -55,7 +56,9 @@ fn avatar_set_fallback(sha256: &str, image: &[u8]) -> Option<pgrx::Uuid> {
     let avatar = guc::pipeline_within(Limits::FALLBACK)
         .normalise(image, guc::max_size())
         .unwrap_or_else(|e| raise(e, "avatar_set_fallback"));
-    Some(store::save(&format!("{FALLBACK_PREFIX}{sha256}"), &avatar))
+    let id = store::save(&format!("{FALLBACK_PREFIX}{sha256}"), &avatar);
+    commit_check::copy_stored(&sha256);
+    Some(id)
 }
 
 /// A generated avatar for `seed` (a name, a resource, an address digest):

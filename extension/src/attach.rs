@@ -25,6 +25,7 @@ use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
 use pgrx::{AnyArray, PgSqlErrorCode};
 
 use crate::error::{fail, input_error, spi_failed};
+use crate::privilege::{as_role, extension_owner};
 
 /// The key types `#[derive(Avatar)]` supports (diesel's `Integer`,
 /// `BigInt`, `Text`, which `varchar` also is, and `Uuid`), and their names.
@@ -125,41 +126,6 @@ fn one_row<T>(
 fn relid_datum(relid: pg_sys::Oid) -> DatumWithOid<'static> {
     // SAFETY: an oid is a by-value datum of type oid.
     unsafe { DatumWithOid::new(relid, OID.value()) }
-}
-
-/// Runs `f` as `role`, then returns to the current user however `f` ends.
-/// `restricted`, for code that may run the role's own functions, also
-/// forbids what PostgreSQL forbids its maintenance commands on a table
-/// owner's behalf (SET ROLE, temporary objects), and undoes any setting it
-/// changes, so nothing it does outlives the call.
-fn as_role<R>(role: pg_sys::Oid, restricted: bool, f: impl FnOnce() -> R) -> R {
-    struct Restore(pg_sys::Oid, i32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: only sets the backend's current user and context back.
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
-        }
-    }
-    let (mut user, mut context) = (pg_sys::Oid::INVALID, 0);
-    // SAFETY: plain getters and setters of the backend's user id; an ERROR
-    // unwinds through `Restore`, and the (sub)transaction's abort restores
-    // them as well.
-    let restore = unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        let mut switched = context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32;
-        if restricted {
-            switched |= pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
-        }
-        pg_sys::SetUserIdAndSecContext(role, switched);
-        Restore(user, context)
-    };
-    let settings = restricted.then(|| unsafe { pg_sys::NewGUCNestLevel() });
-    let result = f();
-    if let Some(level) = settings {
-        unsafe { pg_sys::AtEOXact_GUC(false, level) };
-    }
-    drop(restore);
-    result
 }
 
 /// Whether a row with `keys` is in the attached table, asked as its owner.
@@ -539,20 +505,6 @@ fn drop_triggers(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> SpiResult<()
         client.update(&format!("DROP TRIGGER {trigger}"), None, &[])?;
     }
     Ok(())
-}
-
-fn extension_owner() -> pg_sys::Oid {
-    Spi::connect(|client| {
-        one_row(
-            client,
-            "SELECT extowner FROM pg_extension WHERE extname = 'pg_avatar'",
-            &[],
-            |row| row.get::<pg_sys::Oid>(1),
-        )
-        .map(Option::flatten)
-    })
-    .unwrap_or_else(|e| spi_failed(e))
-    .unwrap_or_else(|| error!("pg_avatar is not installed in this database"))
 }
 
 /// A table as `attach` and `detach` see it.

@@ -10,8 +10,10 @@ use pgrx::prelude::*;
 
 mod api;
 mod attach;
+mod commit_check;
 mod error;
 mod guc;
+mod privilege;
 mod store;
 
 pgrx::pg_module_magic!();

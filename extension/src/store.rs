@@ -12,6 +12,7 @@ use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
 use rand::rngs::OsRng;
 use rand::TryRngCore;
 
+use crate::commit_check;
 use crate::error::spi_failed;
 
 /// A statement `avatar_get` runs on every call, planned once per backend.
@@ -64,31 +65,64 @@ const MASTER: Statement = Statement {
 
 /// Runs only in READ COMMITTED, where every statement takes a fresh
 /// snapshot, and stores the rendition only if the master it was made from
-/// (`$4`) is still the current one. It takes no lock that lasts: the reader
-/// that memoizes must never make a writer wait for it, so a rendition whose
-/// master is replaced while it is being stored may be kept, under its own
-/// digest, until the next `avatar_set` clears the avatar's rows. Such a row
-/// is never served, since a lookup only joins rows of the current digest.
-/// Conflicts are identical renditions (the digest is in the key), and
-/// concurrent misses of one size end in one row.
+/// (`$4`) is still the current one. It takes no lock a writer would wait
+/// for; what changes before this transaction commits is caught by the
+/// check at commit (`commit_check`).
+///
+/// Nor does it wait for another reader: two that insert the same key wait
+/// for each other through the unique index, so only the one that gets the
+/// gate (`$6`, `$7`: a transaction-level advisory lock on one of
+/// [`GATES`], by key) inserts, and the other returns its rendition
+/// unstored. Conflicts with committed rows are identical renditions (the
+/// digest is in the key), so concurrent misses of one size end in one row.
 const MEMOIZE: Statement = Statement {
     sql: "
+    WITH gate AS (SELECT pg_catalog.pg_try_advisory_xact_lock($6, $7) AS open)
     INSERT INTO avatar.avatar_cache (avatar_id, size, format, sha1, image)
     SELECT a.id, $2, $3, a.sha1, $5
-      FROM avatar.avatar a
-     WHERE a.id = $1 AND a.sha1 = $4
+      FROM gate, avatar.avatar a
+     WHERE gate.open AND a.id = $1 AND a.sha1 = $4
     ON CONFLICT DO NOTHING",
     before_0_2: Some(
         "
+    WITH gate AS (SELECT pg_catalog.pg_try_advisory_xact_lock($6, $7) AS open)
     INSERT INTO avatar.avatar_cache (avatar_id, size, sha1, image)
     SELECT a.id, $2, a.sha1, $5
-      FROM avatar.avatar a
-     WHERE a.id = $1 AND a.sha1 = $4 AND $3 = 'jpeg'
+      FROM gate, avatar.avatar a
+     WHERE gate.open AND a.id = $1 AND a.sha1 = $4 AND $3 = 'jpeg'
     ON CONFLICT DO NOTHING",
     ),
-    args: &[UUID, INT4, TEXT, TEXT, BYTEA],
+    args: &[UUID, INT4, TEXT, TEXT, BYTEA, INT4, INT4],
     mutating: true,
 };
+
+/// The memoizing gates' advisory lock class ("avtr"), the first key of
+/// PostgreSQL's two-key form. An application's lock of the same pair only
+/// makes a reader skip storing one rendition.
+const GATE_CLASS: i32 = 0x6176_7472;
+
+/// How many gates renditions are spread over: a transaction holds at most
+/// this many advisory locks, however many renditions it stores, so a bulk
+/// read cannot fill the shared lock table (`max_locks_per_transaction` is
+/// 64 by default). Two readers whose keys share a gate within the moment
+/// between one's insert and its commit store one rendition between them.
+const GATES: u32 = 64;
+
+/// The gate of a rendition key: FNV-1a, the same in every backend and
+/// every build.
+fn gate(id: pgrx::Uuid, side: u32, format: Format) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    let side = side.to_le_bytes();
+    let bytes = id
+        .as_bytes()
+        .iter()
+        .chain(&side)
+        .chain(format.name().as_bytes());
+    for byte in bytes {
+        hash = (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193);
+    }
+    (hash % GATES) as i32
+}
 
 /// Plans kept for the life of the backend, so a warm `avatar_get` costs an
 /// executor run and no parsing or planning. Which text each is planned
@@ -254,7 +288,7 @@ fn may_memoize() -> bool {
 }
 
 fn memoize(id: pgrx::Uuid, side: u32, format: Format, master_sha1: &str, image: &[u8]) {
-    with_plans(|plans| {
+    let stored = with_plans(|plans| {
         Spi::connect_mut(|client| {
             let plan = kept(client, &plans.memoize, &MEMOIZE)?;
             client
@@ -267,12 +301,17 @@ fn memoize(id: pgrx::Uuid, side: u32, format: Format, master_sha1: &str, image: 
                         format.name().into(),
                         master_sha1.into(),
                         image.into(),
+                        GATE_CLASS.into(),
+                        gate(id, side, format).into(),
                     ],
                 )
-                .map(drop)
+                .map(|inserted| !inserted.is_empty())
         })
     })
-    .unwrap_or_else(|e| spi_failed(e))
+    .unwrap_or_else(|e| spi_failed(e));
+    if stored {
+        commit_check::rendition_stored(id);
+    }
 }
 
 /// Keeps the id of an existing avatar, so its public URL survives a new image.

@@ -66,11 +66,10 @@ fn assert_serves_the_current_image(c: &mut Client, id: uuid::Uuid) {
 }
 
 /// A reads the old image and renders it while B's new image is written but
-/// not committed. A does not wait for B, and its rendition, stored under
-/// the old image's digest after B's cache clear, is never served once B
-/// commits: it stays until the next avatar_set clears it.
+/// not committed. A does not wait for B, and at A's commit its rendition of
+/// the old image is not kept: the master it was made from is being replaced.
 #[test]
-fn a_rendition_of_the_old_image_stored_while_the_new_one_commits_is_never_served() {
+fn a_rendition_of_the_old_image_stored_while_the_new_one_commits_is_not_kept() {
     let db = TestDb::new("race_set_first");
     let mut admin = db.connect();
     let id = set(&mut admin, "users,1", &png(700, 500)).unwrap();
@@ -94,20 +93,148 @@ fn a_rendition_of_the_old_image_stored_while_the_new_one_commits_is_never_served
     assert!(
         cache_rows(&mut admin, id)
             .iter()
-            .any(|(size, sha1)| *size == 64 && *sha1 == old),
-        "A's rendition of the old image was stored"
+            .all(|(_, sha1)| *sha1 != old),
+        "a rendition of the old image was kept: {:?}",
+        cache_rows(&mut admin, id)
     );
     assert_serves_the_current_image(&mut admin, id);
-    set(&mut admin, "users,1", &png(300, 300)).unwrap();
+}
+
+/// Whatever a transaction memoized is checked at its commit, without
+/// waiting for anyone: if its avatar was deleted, or is being deleted or
+/// replaced, or was replaced since, the rows go. Nothing of a deleted
+/// avatar outlives its deletion, and no rendition of an old image outlives
+/// the new one.
+#[test]
+fn what_a_reader_memoized_is_checked_when_it_commits() {
+    let db = TestDb::new("race_commit_check");
+    let mut admin = db.connect();
+    // (what the other session does, and whether it commits before the reader)
+    let cases = [
+        ("SELECT avatar.avatar_delete('users,1')", true),
+        ("SELECT avatar.avatar_delete('users,1')", false),
+        ("SELECT avatar.avatar_wipe('users,1')", false),
+        // A new image, the master of another resource.
+        (
+            "SELECT avatar.avatar_set('users,1', image) FROM avatar.avatar WHERE resource = 'other,1'",
+            true,
+        ),
+    ];
+    set(&mut admin, "other,1", &png(500, 900)).unwrap();
+    for (n, (writer, first)) in cases.into_iter().enumerate() {
+        let resource = format!("users,{n}");
+        let writer = writer.replace("users,1", &resource);
+        let id = set(&mut admin, &resource, &png(900, 700)).unwrap();
+        let mut reader = db.connect();
+        let mut w = db.connect();
+        reader.batch_execute("BEGIN").unwrap();
+        w.batch_execute("BEGIN").unwrap();
+        if first {
+            // The writer's change is in flight while the reader memoizes.
+            w.batch_execute(&writer).unwrap();
+            assert!(get(&mut reader, id, 64).unwrap().is_some());
+            w.batch_execute("COMMIT").unwrap();
+        } else {
+            // The reader memoizes, the writer changes and commits first.
+            assert!(get(&mut reader, id, 64).unwrap().is_some());
+            w.batch_execute(&writer).unwrap();
+            w.batch_execute("COMMIT").unwrap();
+        }
+        reader.batch_execute("COMMIT").unwrap();
+        let rows: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM avatar.avatar_cache c
+                  WHERE c.avatar_id = $1
+                    AND NOT EXISTS (SELECT FROM avatar.avatar a WHERE a.id = c.avatar_id AND a.sha1 = c.sha1)",
+                &[&id],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0, "{writer} (first: {first}) left renditions behind");
+    }
+    // A new image committed while the reader's transaction is open.
+    let id = set(&mut admin, "users,9", &png(900, 700)).unwrap();
+    let old = master_sha1(&mut admin, id);
+    let mut reader = db.connect();
+    reader.batch_execute("BEGIN").unwrap();
+    assert!(get(&mut reader, id, 64).unwrap().is_some());
+    set(&mut admin, "users,9", &png(700, 900)).unwrap();
+    reader.batch_execute("COMMIT").unwrap();
     assert!(
-        cache_rows(&mut admin, id).is_empty(),
-        "the next set clears it"
+        cache_rows(&mut admin, id)
+            .iter()
+            .all(|(_, sha1)| *sha1 != old),
+        "the old image's renditions outlived the new image"
     );
+}
+
+/// A reader never waits for another reader: one that memoized a rendition
+/// and keeps its transaction open does not hold up anyone else asking for
+/// the same rendition (as it did through the cache key's unique index),
+/// nor for the mezzanine it was made from.
+#[test]
+fn a_reader_never_waits_for_another_reader() {
+    let db = TestDb::new("race_readers");
+    let mut admin = db.connect();
+    let id = set(&mut admin, "users,1", &png(900, 700)).unwrap();
+    let mut holder = db.connect();
+    holder.batch_execute("BEGIN").unwrap();
+    holder
+        .query(
+            "SELECT * FROM avatar.avatar_rendition($1, 40, 'jpeg')",
+            &[&id],
+        )
+        .unwrap();
+    let mut other = db.connect();
+    other.batch_execute("SET lock_timeout = '2s'").unwrap();
+    for (size, format) in [(40, "jpeg"), (64, "png"), (32, "webp")] {
+        other
+            .query(
+                "SELECT * FROM avatar.avatar_rendition($1, $2, $3)",
+                &[&id, &size, &format],
+            )
+            .unwrap_or_else(|e| panic!("{size} px {format} waited for the open transaction: {e}"));
+    }
+    holder.batch_execute("COMMIT").unwrap();
+    assert_serves_the_current_image(&mut admin, id);
+}
+
+/// A copy the Libravatar fallback stores while the address is being wiped
+/// is not kept once the wipe commits: nothing could remove it later, since
+/// every cleanup goes through the address that is gone.
+#[test]
+fn a_fallback_copy_stored_during_a_wipe_is_not_kept() {
+    let db = TestDb::new("race_fallback");
+    let mut admin = db.connect();
+    admin
+        .batch_execute("SELECT avatar.avatar_set_email('users,1', 'ada@example.org')")
+        .unwrap();
+    let sha256: String = admin
+        .query_one("SELECT encode(sha256('ada@example.org'), 'hex')", &[])
+        .unwrap()
+        .get(0);
+    let mut wiper = db.connect();
+    let mut tx = wiper.transaction().unwrap();
+    tx.execute("SELECT avatar.avatar_wipe('users,1')", &[])
+        .unwrap();
+    let mut fallback = db.connect();
+    fallback
+        .query_one(
+            "SELECT avatar.avatar_set_fallback($1, $2)",
+            &[&sha256, &png(80, 80)],
+        )
+        .unwrap();
+    tx.commit().unwrap();
+    let left: i64 = admin
+        .query_one("SELECT count(*) FROM avatar.avatar", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the copy outlived the wipe of its address");
 }
 
 /// A is inside its insert (held there by a trigger waiting on an advisory
 /// lock) when B sets a new image: B does not wait for A, and A's row, of
-/// the old image, is never served.
+/// the old image, is never served, nor kept.
 #[test]
 fn a_new_image_never_waits_for_a_reader_storing_the_old_one() {
     let db = TestDb::new("race_get_first");
