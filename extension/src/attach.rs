@@ -333,6 +333,35 @@ fn avatar_owner_truncated<'a>(
 fn attach(owner: pg_sys::Oid, key_columns: AnyArray) {
     const F: &str = "attach";
     let relation = owned_table(owner, F);
+    // The triggers will wipe every resource under the table's name: only a
+    // role that may wipe avatars itself may hand them that power.
+    let may_wipe = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT has_function_privilege('avatar.avatar_wipe(text)'::regprocedure, 'EXECUTE')",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get::<bool>(1)
+    })
+    .unwrap_or_else(|e| spi_failed(e))
+    .unwrap_or(false);
+    if !may_wipe {
+        fail(
+            ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("attaching {} needs EXECUTE on avatar.avatar_wipe(text)", relation.name),
+                F,
+            )
+            .set_detail(format!(
+                "Deleting a row of an attached table wipes the avatar named after it, and \
+                 attaching claims every resource {},... in the database.",
+                relation.relname
+            ))
+            .set_hint("Grant avatar.avatar_wipe(text) to the role that attaches its tables, as the README grants app_owner."),
+        );
+    }
     let columns: Vec<String> = Spi::connect(|client| {
         client
             .select(

@@ -276,3 +276,44 @@ fn the_tenants_policies_and_search_path_run_with_its_rights_only() {
     assert_eq!(avatar_of(&mut admin, "users,1"), None);
     assert_eq!(avatar_of(&mut admin, "users,2"), None);
 }
+
+/// Attaching a table hands its triggers the power to wipe every resource
+/// under its prefix, so only a role that may wipe avatars itself may
+/// attach: otherwise a tenant with nothing but `attach` could claim `users`
+/// before the application does, and delete the application's avatars by
+/// deleting its own rows.
+#[test]
+fn attaching_needs_the_right_to_wipe() {
+    let db = TestDb::new("tenant_squat");
+    let tenant = tenant(&db);
+    let t = &tenant.name;
+    let mut admin = db.connect();
+    admin
+        .batch_execute(&format!(
+            "REVOKE EXECUTE ON FUNCTION avatar.avatar_wipe(text) FROM {t}"
+        ))
+        .unwrap();
+    set(&mut admin, "users,42", &png(40, 40)).unwrap();
+    let mut c = tenant.connect();
+    c.batch_execute(&format!(
+        "CREATE TABLE {t}.users (id integer PRIMARY KEY);
+         INSERT INTO {t}.users VALUES (42);"
+    ))
+    .unwrap();
+    assert_eq!(
+        sqlstate(c.batch_execute(&format!("SELECT avatar.attach('{t}.users', 'id')"))),
+        "42501",
+        "attach without the right to wipe"
+    );
+    let _ = c.batch_execute(&format!("DELETE FROM {t}.users"));
+    assert!(avatar_of(&mut admin, "users,42").is_some());
+
+    // Granted, as the README grants app_owner, it may.
+    admin
+        .batch_execute(&format!(
+            "GRANT EXECUTE ON FUNCTION avatar.avatar_wipe(text) TO {t}"
+        ))
+        .unwrap();
+    c.batch_execute(&format!("SELECT avatar.attach('{t}.users', 'id')"))
+        .unwrap();
+}
