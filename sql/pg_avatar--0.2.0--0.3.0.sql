@@ -198,14 +198,36 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_set_fallback(text, bytea)
 FROM PUBLIC;
 
+-- 0.2.0's README granted its trigger function to table owners, who could
+-- then put it on any table of theirs. 0.3.0's triggers need no grant, and
+-- one made by hand refuses to act, but the grant is taken back all the same.
+DO $$
+DECLARE
+    grantee name;
+BEGIN
+    FOR grantee IN
+        SELECT r.rolname
+          FROM pg_catalog.pg_proc p,
+               LATERAL pg_catalog.aclexplode(p.proacl) acl
+          JOIN pg_catalog.pg_roles r ON r.oid = acl.grantee
+         WHERE p.oid = 'avatar.avatar_owner_deleted()'::pg_catalog.regprocedure
+           AND acl.grantee <> p.proowner
+    LOOP
+        EXECUTE pg_catalog.format(
+            'REVOKE ALL ON FUNCTION avatar.avatar_owner_deleted() FROM %I CASCADE', grantee);
+    END LOOP;
+END
+$$;
+
 -- Repair what 0.2.0 attached: its trigger, on the table and cloned to its
 -- partitions, named the resource from the table it fired on and took its
 -- key columns as arguments. Each such table is attached again, by its key
 -- columns, as 0.3.0 records it. One that 0.3.0 cannot attach (a key of a
--- type the derive does not support, a name another attached table already
--- has) keeps its old trigger, which now refuses to act, so deleting from it
--- fails with a hint instead of deleting the wrong avatars; a warning names
--- it here.
+-- type the derive does not support) keeps its old trigger, which now
+-- refuses to act, so deleting from it fails with a hint instead of deleting
+-- the wrong avatars; a warning names it here. So do tables that share a
+-- name: each deleted the other's avatars, and which one owns them (the
+-- older may be a tenant's that got there first) is for a person to say.
 DO $$
 DECLARE
     old record;
@@ -213,13 +235,24 @@ DECLARE
     start integer;
 BEGIN
     FOR old IN
-        SELECT t.tgrelid::regclass AS relid, t.tgname, t.tgargs
+        SELECT t.tgrelid::regclass AS relid, t.tgname, t.tgargs,
+               count(*) OVER (PARTITION BY c.relname) > 1 AS shared
           FROM pg_catalog.pg_trigger t
           JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
          WHERE t.tgfoid = 'avatar.avatar_owner_deleted()'::pg_catalog.regprocedure
            AND t.tgparentid = 0 AND c.relpersistence <> 't'
          ORDER BY t.tgrelid
     LOOP
+        IF old.shared THEN
+            RAISE WARNING 'pg_avatar: % stays detached: another attached table has the same name',
+                old.relid
+                USING DETAIL = 'Both named their rows'' avatars after that name, so each deleted '
+                               'the other''s.',
+                      HINT = 'Deleting from it now fails until the table that owns those avatars '
+                             'is attached with avatar.attach, and the other''s trigger '
+                             'avatar_owner_deleted is dropped.';
+            CONTINUE;
+        END IF;
         keys := '{}';
         start := 0;
         FOR i IN 0 .. pg_catalog.length(old.tgargs) - 1 LOOP

@@ -206,3 +206,65 @@ fn attachments_made_by_0_2_0_are_repaired() {
     );
     assert!(avatar_of(&mut c, "moods,happy").is_some());
 }
+
+/// Two tables of one name attached by 0.2.0 (`users` and `other.users`)
+/// both deleted the avatars `users,...`. The update cannot tell which of
+/// them owns those (the older table may be a tenant's that got there
+/// first), so it attaches neither: deleting from either fails with a hint
+/// until the application attaches the right one. 0.2.0's README granted
+/// its trigger function to table owners, who could then put it on any
+/// table of theirs; the update takes that grant back, since 0.3.0's
+/// triggers need none.
+#[test]
+fn a_prefix_two_tables_shared_goes_to_neither() {
+    let db = TestDb::without_extension("upgrade_shared");
+    let owner = Role::new(&db, "owner");
+    let mut c = db.connect();
+    c.batch_execute(&format!(
+        "CREATE EXTENSION pg_avatar VERSION '0.2.0';
+         GRANT EXECUTE ON FUNCTION avatar.attach(regclass, name[]),
+             avatar.avatar_owner_deleted() TO {o};
+         CREATE SCHEMA other AUTHORIZATION {o};
+         CREATE TABLE users (id integer PRIMARY KEY);
+         INSERT INTO users VALUES (1);
+         SELECT avatar.attach('users', 'id');",
+        o = owner.name
+    ))
+    .unwrap();
+    owner
+        .connect()
+        .batch_execute(
+            "CREATE TABLE other.users (id integer PRIMARY KEY);
+             INSERT INTO other.users VALUES (1);
+             SELECT avatar.attach('other.users', 'id');",
+        )
+        .unwrap();
+    set(&mut c, "users,1", &png(40, 40)).unwrap();
+
+    c.batch_execute("ALTER EXTENSION pg_avatar UPDATE").unwrap();
+
+    let recorded: i64 = c
+        .query_one("SELECT count(*) FROM avatar.avatar_attachment", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 0, "neither table was given the prefix");
+    for table in ["users", "other.users"] {
+        assert_eq!(
+            sqlstate(c.batch_execute(&format!("DELETE FROM {table}"))),
+            "55000",
+            "{table}"
+        );
+    }
+    assert!(avatar_of(&mut c, "users,1").is_some());
+    let granted: bool = c
+        .query_one(
+            "SELECT has_function_privilege($1, 'avatar.avatar_owner_deleted()', 'EXECUTE')",
+            &[&owner.name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        !granted,
+        "0.2.0's grant of the trigger function is taken back"
+    );
+}
