@@ -19,6 +19,7 @@ use diesel::{Connection, RunQueryDsl};
 use lru::LruCache;
 use uuid::Uuid;
 
+use super::byte_lru::{ByteLru, Weight};
 use crate::changes::{self, Change, ADDRESS_CHANNEL, CHANNEL};
 use crate::Format;
 
@@ -34,15 +35,19 @@ pub struct Cache {
     listening: AtomicBool,
 }
 
+impl Weight for Entry {
+    fn weight(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
 type Key = (Uuid, u32, Format);
 
 struct Entries {
-    lru: LruCache<Key, Entry>,
+    lru: ByteLru<Key, Entry>,
     /// The sizes and formats of each avatar in `lru`, so that evicting one
     /// avatar costs its own entries, not a look at everyone's.
     by_id: HashMap<Uuid, Vec<(u32, Format)>>,
-    bytes: usize,
-    max_bytes: usize,
     /// By lower-case digest: the avatar it leads to, or none. Bounded in
     /// entries, so no stream of made-up digests can grow it.
     addresses: Option<LruCache<String, Option<Uuid>>>,
@@ -106,10 +111,8 @@ impl Cache {
     pub fn new(max_bytes: usize, max_addresses: usize) -> Cache {
         Cache {
             entries: Mutex::new(Entries {
-                lru: LruCache::unbounded(),
+                lru: ByteLru::new(max_bytes),
                 by_id: HashMap::new(),
-                bytes: 0,
-                max_bytes,
                 addresses: NonZeroUsize::new(max_addresses).map(LruCache::new),
                 evictions: Evictions::new(),
             }),
@@ -137,23 +140,12 @@ impl Cache {
         let mut entries = self.lock();
         // Checked under the lock that evictions also take, so an eviction
         // either happens first (and is seen) or removes this entry.
-        if !self.enabled()
-            || entries.evictions.since(&Evicted::Avatar(id), epoch)
-            || entry.bytes.len() > entries.max_bytes
-        {
+        if !self.enabled() || entries.evictions.since(&Evicted::Avatar(id), epoch) {
             return;
         }
-        entries.bytes += entry.bytes.len();
-        match entries.lru.put((id, size, format), entry) {
-            Some(old) => entries.bytes -= old.bytes.len(),
-            None => entries.by_id.entry(id).or_default().push((size, format)),
-        }
-        while entries.bytes > entries.max_bytes {
-            let Some(((old_id, old_size, old_format), old)) = entries.lru.pop_lru() else {
-                break;
-            };
-            entries.bytes -= old.bytes.len();
-            entries.unindex(old_id, old_size, old_format);
+        let Entries { lru, by_id, .. } = &mut *entries;
+        if lru.put((id, size, format), entry, |old| unindex(by_id, old)) {
+            by_id.entry(id).or_default().push((size, format));
         }
     }
 
@@ -194,9 +186,7 @@ impl Cache {
         let mut entries = self.lock();
         entries.evictions.record(Evicted::Avatar(id));
         for (size, format) in entries.by_id.remove(&id).unwrap_or_default() {
-            if let Some(old) = entries.lru.pop(&(id, size, format)) {
-                entries.bytes -= old.bytes.len();
-            }
+            entries.lru.pop(&(id, size, format));
         }
     }
 
@@ -206,7 +196,6 @@ impl Cache {
         entries.evictions.all();
         entries.lru.clear();
         entries.by_id.clear();
-        entries.bytes = 0;
         if let Some(addresses) = entries.addresses.as_mut() {
             addresses.clear();
         }
@@ -220,13 +209,11 @@ impl Cache {
     }
 }
 
-impl Entries {
-    fn unindex(&mut self, id: Uuid, size: u32, format: Format) {
-        if let Some(kept) = self.by_id.get_mut(&id) {
-            kept.retain(|&k| k != (size, format));
-            if kept.is_empty() {
-                self.by_id.remove(&id);
-            }
+fn unindex(by_id: &mut HashMap<Uuid, Vec<(u32, Format)>>, (id, size, format): Key) {
+    if let Some(kept) = by_id.get_mut(&id) {
+        kept.retain(|&k| k != (size, format));
+        if kept.is_empty() {
+            by_id.remove(&id);
         }
     }
 }
@@ -246,7 +233,7 @@ const STANDBY_RECHECK: Duration = Duration::from_secs(30);
 pub fn spawn_listener(url: String, cache: Arc<Cache>) {
     {
         let entries = cache.lock();
-        if entries.max_bytes == 0 && entries.addresses.is_none() {
+        if entries.lru.max_bytes() == 0 && entries.addresses.is_none() {
             return;
         }
     }
@@ -457,13 +444,13 @@ mod tests {
             }
             let entries = cache.lock();
             let indexed: usize = entries.by_id.values().map(Vec::len).sum();
-            assert_eq!(indexed, entries.lru.len());
+            assert_eq!(indexed, entries.lru.iter().count());
             for (&(id, size, format), _) in entries.lru.iter() {
                 assert!(entries.by_id[&id].contains(&(size, format)));
             }
-            assert!(entries.bytes <= 200);
+            assert!(entries.lru.bytes() <= 200);
             assert_eq!(
-                entries.bytes,
+                entries.lru.bytes(),
                 entries
                     .lru
                     .iter()
@@ -480,14 +467,14 @@ mod tests {
         for id in &ids {
             cache.put(cache.epoch(), *id, 64, Format::Jpeg, entry(30));
         }
-        assert!(cache.lock().bytes <= 100);
+        assert!(cache.lock().lru.bytes() <= 100);
         assert!(
             cache.get(ids[0], 64, Format::Jpeg).is_none(),
             "oldest evicted first"
         );
         assert!(cache.get(ids[4], 64, Format::Jpeg).is_some());
         cache.put(cache.epoch(), id(9), 64, Format::Jpeg, entry(101));
-        assert!(cache.lock().bytes <= 100);
+        assert!(cache.lock().lru.bytes() <= 100);
     }
 
     #[test]

@@ -2,17 +2,16 @@
 //! so a deployment can be a federated Libravatar provider. The protocol's
 //! rules are in [`crate::libravatar`]; this is their HTTP glue.
 
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use lru::LruCache;
 use std::collections::HashMap;
 use uuid::Uuid;
 
+use super::byte_lru::ByteLru;
 use super::fallback::{Lookups, RemoteFallback};
 use super::{common_headers, failed, not_found, serve_avatar, store, Request, Service};
 use crate::libravatar::{self, Fallback};
@@ -43,14 +42,15 @@ impl Default for Libravatar {
 }
 
 /// Generated defaults never change for the same (kind, seed, size), so
-/// they are kept without any invalidation, up to this many.
-const GENERATED_KEPT: usize = 4096;
+/// they are kept without any invalidation, up to this many bytes: seeded
+/// kinds are one per digest, and any client can make up digests.
+const GENERATED_BYTES: usize = 32 << 20;
 
 pub(super) struct Provider {
     pub service: Arc<Service>,
     pub database_key: String,
     pub options: Libravatar,
-    generated: Mutex<LruCache<(&'static str, String, u32), Bytes>>,
+    generated: Mutex<ByteLru<(&'static str, String, u32), Bytes>>,
     fallback: Option<Lookups>,
 }
 
@@ -62,9 +62,7 @@ impl Provider {
             service,
             database_key,
             options,
-            generated: Mutex::new(LruCache::new(
-                NonZeroUsize::new(GENERATED_KEPT).expect("not zero"),
-            )),
+            generated: Mutex::new(ByteLru::new(GENERATED_BYTES)),
         }
     }
 }
@@ -225,7 +223,7 @@ async fn generated(
                         .generated
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .put(key, bytes.clone());
+                        .put(key, bytes.clone(), drop);
                     bytes
                 }
                 Ok(Err(e)) => return failed(&state.database_key, e),

@@ -8,6 +8,7 @@
 //! let app = app.merge(diesel_avatar::http::router(databases, Options::default())?);
 //! ```
 
+mod byte_lru;
 mod cache;
 mod etag;
 mod fallback;
