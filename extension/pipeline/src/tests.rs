@@ -325,17 +325,7 @@ fn costly_jpegs_are_refused() {
     }
     // Chroma at half resolution (4:2:0, what cameras write) is 6 bytes a
     // pixel, and decodes at any size within the limit.
-    let mut camera = Vec::new();
-    let mut encoder = jpeg_encoder::Encoder::new(&mut camera, 80);
-    encoder.set_progressive(true);
-    encoder
-        .encode(
-            samples::photo(600, 400).as_raw(),
-            600,
-            400,
-            jpeg_encoder::ColorType::Rgb,
-        )
-        .unwrap();
+    let camera = samples::progressive_jpeg_with_scans(&samples::photo(600, 400), 0);
     assert_eq!(
         within(pixels).normalise(&camera, 2048).unwrap().decoded,
         (600, 400)
