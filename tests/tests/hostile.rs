@@ -176,6 +176,34 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
             ));
         }
     }
+    // JPEGs cut inside a scan and closed again with an end marker, which
+    // every decoder pads and shows; and one behind a TEM marker with a
+    // length, which one reader would skip as a segment and another read as
+    // standing alone, finding the end it hides.
+    for (format, whole) in complete_files() {
+        if !format.contains("JPEG") {
+            continue;
+        }
+        let len = whole.len();
+        for cut in [len / 3, len * 2 / 3, len - 8] {
+            let mut closed = whole[..cut].to_vec();
+            closed.extend_from_slice(&[0xFF, 0xD9]);
+            files.push((
+                format!("{format} cut to {cut} of {len} bytes and closed again"),
+                closed,
+                Refused,
+            ));
+        }
+        let mut hidden = whole[..2].to_vec();
+        hidden.extend_from_slice(&[0xFF, 0x01, 0x00, 0x08, 0xFF, 0xD9, 0, 0, 0, 0]);
+        hidden.extend_from_slice(&whole[2..len / 3]);
+        hidden.extend_from_slice(&[0xFF, 0xD9]);
+        files.push((
+            format!("{format} cut, behind a TEM hiding an end"),
+            hidden,
+            Refused,
+        ));
+    }
     for orientation in 1..=8 {
         files.push((
             format!("EXIF orientation {orientation}"),

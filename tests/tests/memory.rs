@@ -97,6 +97,15 @@ fn an_upload_costs_at_most_twice_its_rgba_pixels() {
             ),
         ),
         (
+            "GIF whose frame leaves a column of its screen",
+            (
+                side,
+                side,
+                samples::gif_with_screen((7070, 7070), (7069, 7070), (1, 0)),
+                true,
+            ),
+        ),
+        (
             "progressive 4:4:4 JPEG",
             (
                 4000,
@@ -143,57 +152,91 @@ fn an_upload_costs_at_most_twice_its_rgba_pixels() {
 
 /// The kernel refuses the backend more memory than it has (as under
 /// `vm.overcommit_memory = 2`, or a container's limit): the upload fails
-/// with SQLSTATE 53200 and the same backend goes on serving. Also where a
-/// decoder allocates on its own: a GIF frame larger than its screen, an
-/// animated WebP's canvas.
+/// with SQLSTATE 53200 and the same backend goes on serving. Each file is
+/// tried with its backend's address space limited to a range of headrooms
+/// around what it needs, so that every allocation on its way (the
+/// decoder's own, the resize's, the encoder's) meets a limit in one of
+/// them: none may abort the backend.
 #[test]
 fn running_out_of_memory_is_an_error_not_a_crash() {
     let db = TestDb::new("oom");
+    let side = 7070;
+    // (what, the file, headrooms in MiB)
+    let mib = |from: u64, to: u64, step: usize| (from..=to).step_by(step).collect::<Vec<_>>();
     let cases = [
-        // 400 megapixels of grey, which are 1.2 GB of RGB.
         (
-            "a 20000 px PNG",
+            "a 20000 px grey PNG",
             big_png(
                 20_000,
                 20_000,
                 png::ColorType::Grayscale,
                 png::BitDepth::Eight,
             ),
-            256 << 20,
+            vec![256],
         ),
         (
-            "a GIF with a 1 px screen and a 3535 px frame",
-            samples::gif_with_screen((1, 1), (3535, 3535)),
-            20 << 20,
+            "a one-colour 7070 px PNG",
+            big_png(
+                side as u32,
+                side as u32,
+                png::ColorType::Rgb,
+                png::BitDepth::Eight,
+            ),
+            mib(100, 230, 10),
+        ),
+        (
+            "a GIF with a 1 px screen and a 7070 px frame",
+            samples::gif_with_screen((1, 1), (7070, 7070), (0, 0)),
+            mib(10, 100, 15),
+        ),
+        (
+            "a GIF whose frame leaves a column of its screen",
+            samples::gif_with_screen((7070, 7070), (7069, 7070), (1, 0)),
+            mib(100, 400, 25),
+        ),
+        (
+            "a progressive JPEG",
+            samples::progressive_jpeg_with_scans(&samples::photo(side as u32, side as u32), 0),
+            mib(100, 300, 25),
         ),
         (
             "an animated WebP",
             samples::animated_webp(&samples::smooth_rgba(3000, 3000)),
-            32 << 20,
+            mib(8, 80, 12),
         ),
     ];
-    for (what, file, headroom) in cases {
-        let (mut c, pid) = backend(&db);
-        let id = set(&mut c, "users,1", &png(64, 64)).unwrap();
-        c.batch_execute("SET pg_avatar.max_input_pixels = 400000000")
-            .unwrap();
-        let limit = status_bytes(pid, "VmSize:") + headroom;
-        limit_address_space(pid, limit);
-
-        assert_eq!(sqlstate(set(&mut c, "users,2", &file)), "53200", "{what}");
-        assert_eq!(
-            get(&mut c, id, 32).unwrap().map(|jpeg| jpeg.len() > 100),
-            Some(true),
-            "{what}: the same backend still serves"
-        );
-        let avatars: i64 = c
-            .query_one(
-                "SELECT count(*) FROM avatar.avatar WHERE resource = 'users,2'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        assert_eq!(avatars, 0, "{what}: nothing was written");
+    for (what, file, headrooms) in cases {
+        let mut refused = 0;
+        for &headroom in &headrooms {
+            let (mut c, pid) = backend(&db);
+            let id = set(&mut c, "users,1", &png(64, 64)).unwrap();
+            c.batch_execute("SET pg_avatar.max_input_pixels = 400000000")
+                .unwrap();
+            limit_address_space(pid, status_bytes(pid, "VmSize:") + (headroom << 20));
+            match set(&mut c, "users,2", &file) {
+                Ok(_) => {}
+                outcome => {
+                    assert_eq!(sqlstate(outcome), "53200", "{what}, {headroom} MiB");
+                    refused += 1;
+                    let written: i64 = c
+                        .query_one(
+                            "SELECT count(*) FROM avatar.avatar WHERE resource = 'users,2'",
+                            &[],
+                        )
+                        .unwrap()
+                        .get(0);
+                    assert_eq!(written, 0, "{what}, {headroom} MiB: nothing was written");
+                }
+            }
+            assert_eq!(
+                get(&mut c, id, 32).unwrap().map(|jpeg| jpeg.len() > 100),
+                Some(true),
+                "{what}, {headroom} MiB: the same backend still serves"
+            );
+            c.batch_execute("SELECT avatar.avatar_delete('users,2')")
+                .unwrap();
+        }
+        assert!(refused > 0, "{what}: no headroom was tight enough to test");
     }
 }
 

@@ -22,7 +22,14 @@ fn master() -> Vec<u8> {
 
 /// The render path as it was before shrink-on-load: full decode, resize, encode.
 fn render_full_decode(master: &[u8], side: u32) -> Vec<u8> {
-    let d = decode::decode(master, &Limits::default(), &|| {}, None).unwrap();
+    let d = decode::decode(
+        master,
+        &Limits::default(),
+        &|| {},
+        None,
+        decode::Scrutiny::Stored,
+    )
+    .unwrap();
     let crop = centre_square(d.width, d.height, d.orientation);
     let rgb = scale::crop_resize(&d.rgb, d.width, d.height, crop, side).unwrap();
     encode::jpeg(&rgb, side, 85).unwrap()
@@ -34,14 +41,30 @@ fn stages(c: &mut Criterion) {
     let mut g = c.benchmark_group("stage");
     g.sample_size(20);
     g.bench_function("decode 2048 full", |b| {
-        b.iter(|| decode::decode(black_box(&master), &limits, &|| {}, None))
+        b.iter(|| {
+            decode::decode(
+                black_box(&master),
+                &limits,
+                &|| {},
+                None,
+                decode::Scrutiny::Stored,
+            )
+        })
     });
     for target in [64, 256] {
         g.bench_function(format!("decode 2048 shrunk for {target}"), |b| {
-            b.iter(|| decode::decode(black_box(&master), &limits, &|| {}, Some(target)))
+            b.iter(|| {
+                decode::decode(
+                    black_box(&master),
+                    &limits,
+                    &|| {},
+                    Some(target),
+                    decode::Scrutiny::Stored,
+                )
+            })
         });
     }
-    let full = decode::decode(&master, &limits, &|| {}, None).unwrap();
+    let full = decode::decode(&master, &limits, &|| {}, None, decode::Scrutiny::Stored).unwrap();
     let crop = centre_square(full.width, full.height, full.orientation);
     g.bench_function("resize 2048 to 64", |b| {
         b.iter(|| scale::crop_resize(&full.rgb, 2048, 2048, crop, 64))

@@ -13,8 +13,10 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{ColorType, ImageDecoder, ImageFormat, ImageReader};
 
+pub use crate::complete::Scrutiny;
 use crate::{complete, Error, Limits};
 
+mod gif;
 mod webp;
 
 /// Decoded pixels as stored in the file: 8-bit RGB with any alpha already
@@ -34,13 +36,15 @@ const ACCEPTED: [ImageFormat; 5] = [
     ImageFormat::Bmp,
 ];
 
-/// Decodes `input`. With `shrink_to`, a JPEG whose centre square is at
+/// Decodes `input`, an upload or a file pg_avatar stored itself, as
+/// `scrutiny` says. With `shrink_to`, a JPEG whose centre square is at
 /// least 8x that side is decoded at a reduced scale (see [`shrink_factor`]).
 pub fn decode(
     input: &[u8],
     limits: &Limits,
     checkpoint: &dyn Fn(),
     shrink_to: Option<u32>,
+    scrutiny: Scrutiny,
 ) -> Result<Decoded, Error> {
     if input.is_empty() {
         return Err(Error::Empty);
@@ -59,11 +63,14 @@ pub fn decode(
     }
     // Before any decoder runs: a cut file is refused as a whole, rather
     // than decoded into an avatar whose lower part is grey.
-    complete::check(format, input)?;
-    match format {
-        ImageFormat::Png => decode_png(input, limits, checkpoint),
-        ImageFormat::Jpeg => decode_jpeg(input, limits, checkpoint, shrink_to),
-        ImageFormat::WebP => match webp::Webp::find(input) {
+    let whole = complete::check(format, input, limits.max_input_pixels, scrutiny)?;
+    match (format, whole) {
+        (_, complete::Whole::Jpeg(frame)) => {
+            decode_jpeg(input, frame, limits, checkpoint, shrink_to)
+        }
+        (ImageFormat::Png, _) => decode_png(input, limits, checkpoint),
+        (ImageFormat::Gif, _) => gif::decode(input, limits, checkpoint),
+        (ImageFormat::WebP, _) => match webp::Webp::find(input) {
             Some(parts) => parts.decode(limits, checkpoint),
             None => decode_8bit(format, input, limits, checkpoint),
         },
@@ -193,6 +200,7 @@ pub const MAX_JPEG_SCANS: u32 = 100;
 /// and YCCK converted on the way), or shrunk on load.
 fn decode_jpeg(
     input: &[u8],
+    frame: complete::JpegFrame,
     limits: &Limits,
     checkpoint: &dyn Fn(),
     shrink_to: Option<u32>,
@@ -217,7 +225,13 @@ fn decode_jpeg(
         .exif()
         .and_then(|exif| Orientation::from_exif_chunk(exif))
         .unwrap_or(Orientation::NoTransforms);
-    let frame = complete::jpeg_frame(input);
+    // The walk and the decoder must have read one frame, or one of them
+    // was shown something the other skipped.
+    if (u32::from(frame.width), u32::from(frame.height)) != (width, height) {
+        return Err(Error::Corrupt(
+            "the frame header the decoder read is not the file's".into(),
+        ));
+    }
     if frame.scans > MAX_JPEG_SCANS {
         return Err(Error::TooManyScans {
             scans: frame.scans,
@@ -265,10 +279,15 @@ fn decode_jpeg(
         factor = 2;
     }
     if factor > 1 {
-        foresee(coefficients)?;
-        if let Some(decoded) =
-            decode_jpeg_scaled(input, width, height, factor, orientation, limits)?
-        {
+        if let Some(decoded) = decode_jpeg_scaled(
+            input,
+            width,
+            height,
+            factor,
+            orientation,
+            limits,
+            coefficients,
+        )? {
             checkpoint();
             return Ok(decoded);
         }
@@ -293,8 +312,9 @@ fn jpeg_error(e: zune_jpeg::errors::DecodeErrors) -> Error {
     }
 }
 
-/// WebP, GIF (its first frame) and BMP, which are 8 bits a sample already:
-/// through the image crate's decoders, into a buffer of ours.
+/// Still lossless WebP, lossy WebP without alpha, and BMP, which are 8 bits
+/// a sample already: through the image crate's decoders, into a buffer of
+/// ours.
 fn decode_8bit(
     format: ImageFormat,
     input: &[u8],
@@ -327,16 +347,8 @@ fn decode_8bit(
         .map_err(|_| Error::OutOfMemory { bytes: usize::MAX })?;
     checkpoint();
     // What these decoders hold besides our buffer, at most: ARGB words for
-    // lossless WebP; for GIF, the first frame in RGBA, which may be larger
-    // than the logical screen the header gives (and is then clipped).
-    let mut held = u64::from(width) * u64::from(height) * 4;
-    if format == ImageFormat::Gif {
-        if let Some((frame_width, frame_height)) = complete::gif_first_frame(input) {
-            let (frame_width, frame_height) = (u32::from(frame_width), u32::from(frame_height));
-            check_dimensions(frame_width, frame_height, limits)?;
-            held = u64::from(frame_width) * u64::from(frame_height) * 4;
-        }
-    }
+    // lossless WebP.
+    let held = u64::from(width) * u64::from(height) * 4;
     let mut pixels = buffer(len)?;
     foresee(usize::try_from(held).unwrap_or(usize::MAX))?;
     decoder.read_image(&mut pixels)?;
@@ -427,7 +439,8 @@ pub fn shrink_factor(square_side: u32, output_side: u32) -> u32 {
 }
 
 /// A scaled decode, or `None` where only the general decoder copes (CMYK,
-/// or a JPEG variant this decoder does not support).
+/// or a JPEG variant this decoder does not support). `coefficients` is what
+/// it will hold of a progressive file's until the last scan.
 fn decode_jpeg_scaled(
     input: &[u8],
     width: u32,
@@ -435,6 +448,7 @@ fn decode_jpeg_scaled(
     factor: u32,
     orientation: Orientation,
     limits: &Limits,
+    coefficients: usize,
 ) -> Result<Option<Decoded>, Error> {
     use jpeg_decoder::{Decoder, Error as JpegError, PixelFormat};
     let failed = |e: JpegError| match e {
@@ -459,6 +473,9 @@ fn decode_jpeg_scaled(
         Some(PixelFormat::L8) => true,
         _ => return Ok(None),
     };
+    // The coefficients, and its planes and output at the reduced size, all
+    // of which it allocates infallibly and holds at once.
+    foresee(coefficients + rgb_len(u32::from(w), u32::from(h))? * 2)?;
     let pixels = match jpeg.decode() {
         Ok(pixels) => pixels,
         Err(e) => return failed(e),
@@ -526,7 +543,7 @@ mod tests {
         let img =
             image::ImageBuffer::<image::LumaA<u16>, _>::from_pixel(2, 2, image::LumaA([0, 0]));
         let png = crate::samples::encode(&image::DynamicImage::ImageLumaA16(img), ImageFormat::Png);
-        let decoded = decode(&png, &Limits::default(), &|| {}, None).unwrap();
+        let decoded = decode(&png, &Limits::default(), &|| {}, None, Scrutiny::Upload).unwrap();
         assert_eq!(decoded.rgb, vec![255; 12]);
     }
 

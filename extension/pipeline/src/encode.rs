@@ -59,8 +59,15 @@ impl Format {
 pub fn jpeg(rgb: &[u8], side: u32, quality: u8) -> Result<Vec<u8>, Error> {
     let side = u16::try_from(side)
         .map_err(|_| Error::Internal(format!("side {side} too large for JPEG")))?;
-    // Compressed avatars are rarely over 1 bit per pixel at usual qualities.
-    let mut out = Vec::with_capacity(usize::from(side) * usize::from(side) / 4 + 1024);
+    // The encoder grows its output, and holds a few rows of blocks, on its
+    // own: a shortage it would meet is met here first. Compressed avatars
+    // are rarely over 2 bits a pixel, a twelfth of the pixels.
+    crate::decode::foresee(rgb.len())?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(usize::from(side) * usize::from(side) / 4 + 1024)
+        .map_err(|_| Error::OutOfMemory {
+            bytes: rgb.len() / 12,
+        })?;
     let mut encoder = Encoder::new(&mut out, quality.clamp(1, 100));
     // 4:2:0 is what cameras and browsers expect; it halves decode work for every later resize.
     encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
@@ -72,6 +79,9 @@ pub fn jpeg(rgb: &[u8], side: u32, quality: u8) -> Result<Vec<u8>, Error> {
 
 fn png(rgb: &[u8], side: u32) -> Result<Vec<u8>, Error> {
     use image::ImageEncoder;
+    // The encoder's filtered rows and its growing output, at most the
+    // pixels and a little.
+    crate::decode::foresee(rgb.len() + rgb.len() / 8)?;
     let mut out = Vec::new();
     // Adaptive filtering with fast deflate: most of the size win of the
     // best setting at a fraction of its time.

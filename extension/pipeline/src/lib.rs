@@ -97,9 +97,10 @@ pub struct Pixels {
 /// How large the output square is, given the upright input's shorter side.
 #[derive(Debug, Clone, Copy)]
 enum Fit {
-    /// Shrink to at most this side, never enlarge: the stored master.
+    /// Shrink to at most this side, never enlarge: the master of an upload.
     AtMost(u32),
-    /// Exactly this side, enlarging if need be: clients rely on the dimensions.
+    /// Exactly this side, enlarging if need be, from a stored master:
+    /// clients rely on the dimensions.
     Exactly(u32),
 }
 
@@ -166,7 +167,19 @@ impl Pipeline<'_> {
         let shrink_to = match fit {
             Fit::AtMost(side) | Fit::Exactly(side) => side,
         };
-        let decoded = decode::decode(input, &self.limits, self.checkpoint, Some(shrink_to))?;
+        // An upload is looked at whole; a master or mezzanine, which
+        // pg_avatar wrote itself, by its container.
+        let scrutiny = match fit {
+            Fit::AtMost(_) => decode::Scrutiny::Upload,
+            Fit::Exactly(_) => decode::Scrutiny::Stored,
+        };
+        let decoded = decode::decode(
+            input,
+            &self.limits,
+            self.checkpoint,
+            Some(shrink_to),
+            scrutiny,
+        )?;
         let crop = geometry::centre_square(decoded.width, decoded.height, decoded.orientation);
         let side = match fit {
             Fit::AtMost(max) => crop.side.min(max),
@@ -193,6 +206,8 @@ fn upright(
     if orientation == image::metadata::Orientation::NoTransforms {
         return Ok(rgb);
     }
+    // Turning makes a new buffer of the pixels, allocated infallibly.
+    decode::foresee(rgb.len())?;
     let buffer = image::RgbImage::from_raw(side, side, rgb)
         .ok_or_else(|| Error::Internal("resized buffer has the wrong length".into()))?;
     let mut image = image::DynamicImage::ImageRgb8(buffer);

@@ -136,16 +136,20 @@ pub fn smooth_rgba(width: u32, height: u32) -> RgbaImage {
     })
 }
 
-/// A GIF whose logical screen is `screen` but whose first frame is the
-/// larger `frame`: decoders allocate for the frame.
-pub fn gif_with_screen(screen: (u16, u16), frame: (u16, u16)) -> Vec<u8> {
+/// A GIF whose logical screen is `screen` and whose first frame, of
+/// `frame` pixels, sits at `at`: it may be larger than the screen, or
+/// leave part of it uncovered.
+pub fn gif_with_screen(screen: (u16, u16), frame: (u16, u16), at: (u16, u16)) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let mut encoder =
             gif::Encoder::new(&mut out, screen.0, screen.1, &[0, 0, 0, 255, 255, 255])
                 .expect("a GIF header");
-        let pixels = vec![1u8; usize::from(frame.0) * usize::from(frame.1)];
-        let frame = gif::Frame::from_indexed_pixels(frame.0, frame.1, pixels, None);
+        let pixels: Vec<u8> = (0..usize::from(frame.0) * usize::from(frame.1))
+            .map(|i| ((i / 4096) % 2) as u8)
+            .collect();
+        let mut frame = gif::Frame::from_indexed_pixels(frame.0, frame.1, pixels, None);
+        (frame.left, frame.top) = at;
         encoder.write_frame(&frame).expect("a frame");
     }
     out

@@ -17,6 +17,9 @@ pub fn crop_resize(
     let internal = |e: &dyn std::fmt::Display| Error::Internal(format!("resize: {e}"));
     let src = ImageRef::new(width, height, rgb, PixelType::U8x3).map_err(|e| internal(&e))?;
     let out = crate::decode::buffer(side as usize * side as usize * 3)?;
+    // The resizer's own buffer: one pass's output, the crop resampled along
+    // one axis, which it allocates infallibly.
+    crate::decode::foresee(side as usize * crop.side as usize * 3)?;
     let mut dst = Image::from_vec_u8(side, side, out, PixelType::U8x3).map_err(|e| internal(&e))?;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))

@@ -332,7 +332,7 @@ fn costly_jpegs_are_refused() {
     );
 
     let scans = |extra| samples::progressive_jpeg_with_scans(&samples::photo(64, 64), extra);
-    let ordinary = crate::complete::jpeg_frame(&scans(0)).scans;
+    let ordinary = crate::complete::jpeg_frame(&scans(0)).unwrap().scans;
     Pipeline::default()
         .normalise(&scans(crate::decode::MAX_JPEG_SCANS - ordinary), 2048)
         .expect("a hundred scans");

@@ -1,0 +1,867 @@
+//! A JPEG's marker segments and entropy-coded data, walked as a decoder
+//! reads them, to tell a whole file from a partial one and to say what
+//! decoding it will cost, before any decoder runs.
+//!
+//! The decoders pad whatever is missing: a file cut inside a scan and
+//! closed again with an end-of-image marker decodes with a grey lower part,
+//! and a progressive file without its last scans at their partial quality.
+//! So a sequential scan's Huffman codes are walked (without dequantising or
+//! transforming anything) until every block of the frame is accounted for,
+//! and a progressive file's scans must between them bring every coefficient
+//! of every component to full precision.
+//!
+//! The walk is also where the decoders' cost is read (frame header, number
+//! of scans), so it must see the file as the decoders do: a marker that only
+//! belongs inside entropy-coded data (restart, TEM, a stuffed zero) where a
+//! segment should begin is refused, since decoders disagree on whether such
+//! a marker has a length, and a file that reads one way here and another way
+//! in the decoder could hide its frame or its scans.
+
+/// What a JPEG's frame header and scans say about decoding it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct JpegFrame {
+    pub progressive: bool,
+    pub width: u16,
+    pub height: u16,
+    pub components: u8,
+    /// Each component's horizontal and vertical sampling factors.
+    pub sampling: [(u8, u8); 4],
+    /// Start-of-scan markers before the end.
+    pub scans: u32,
+}
+
+impl JpegFrame {
+    /// The bytes a progressive decoder holds for every coefficient of a
+    /// `width` x `height` image until its last scan: 64 of 2 bytes a block,
+    /// in each component at its own resolution.
+    pub fn coefficient_bytes(&self, width: u32, height: u32) -> u64 {
+        let components = &self.sampling[..usize::from(self.components.min(4))];
+        let (max_h, max_v) = max_sampling(components);
+        components
+            .iter()
+            .map(|&(h, v)| blocks(width, h, max_h) * blocks(height, v, max_v) * 128)
+            .sum()
+    }
+}
+
+fn max_sampling(components: &[(u8, u8)]) -> (u8, u8) {
+    let max_h = components.iter().map(|c| c.0).max().unwrap_or(1).max(1);
+    let max_v = components.iter().map(|c| c.1).max().unwrap_or(1).max(1);
+    (max_h, max_v)
+}
+
+/// Blocks of 8 along an `extent` sampled at `factor` of `max`.
+fn blocks(extent: u32, factor: u8, max: u8) -> u64 {
+    (u64::from(extent) * u64::from(factor))
+        .div_ceil(u64::from(max))
+        .div_ceil(8)
+}
+
+/// Why a JPEG is not whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partial {
+    /// No end-of-image marker: the file was cut.
+    Cut,
+    /// A scan's data ends before its last block.
+    ShortScan,
+    /// The scans leave coefficients of a component unsent, or imprecise.
+    MissingScans,
+    /// A marker that belongs inside a scan where a segment should begin.
+    StrayMarker,
+    /// A Huffman code that no table defines, or a table that is missing.
+    BadCode,
+    /// The walk's own record of the coefficients, of this many bytes,
+    /// could not be allocated.
+    NoMemory(usize),
+    /// Not partial, but a frame over the pixel limit.
+    TooManyPixels(JpegFrame),
+}
+
+impl Partial {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Partial::Cut => "truncated (the file ends before its last part)",
+            Partial::ShortScan => "truncated (a scan ends before its last block)",
+            Partial::MissingScans => "truncated (its scans leave part of the image unsent)",
+            Partial::StrayMarker => "a marker that belongs inside a scan stands between segments",
+            Partial::BadCode => "a scan uses a Huffman code its tables do not define",
+            Partial::NoMemory(_) => "out of memory",
+            Partial::TooManyPixels(_) => "over the pixel limit",
+        }
+    }
+}
+
+/// Walks `data` to its end-of-image marker. Stray bytes between segments
+/// are skipped, as libjpeg does, and data after the end (camera trailers)
+/// is not looked at. A frame of more than `max_pixels` ends the walk, before
+/// anything is allocated for it. Without `entropy`, for files pg_avatar
+/// wrote itself, the scans' codes are not walked: that is a third of the
+/// time of decoding them.
+pub fn walk(data: &[u8], max_pixels: u64, entropy: bool) -> Result<JpegFrame, Partial> {
+    if data.get(..2) != Some(&[0xFF, 0xD8][..]) {
+        return Err(Partial::Cut);
+    }
+    let mut state = State {
+        entropy,
+        ..State::default()
+    };
+    let mut i = 2;
+    loop {
+        i += find(data, i, |b| b == 0xFF)?;
+        i += find(data, i, |b| b != 0xFF)?;
+        let marker = data[i];
+        i += 1;
+        match marker {
+            0xD9 => return state.finish(),
+            0x00 | 0x01 | 0xD0..=0xD7 => return Err(Partial::StrayMarker),
+            _ => {}
+        }
+        let len = usize::from(u16::from_be_bytes([
+            *data.get(i).ok_or(Partial::Cut)?,
+            *data.get(i + 1).ok_or(Partial::Cut)?,
+        ]));
+        if len < 2 {
+            return Err(Partial::Cut);
+        }
+        let segment = data.get(i + 2..i + len).ok_or(Partial::Cut)?;
+        i += len;
+        match marker {
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                state.frame(marker, segment);
+                let frame = state.frame;
+                if u64::from(frame.width) * u64::from(frame.height) > max_pixels {
+                    return Err(Partial::TooManyPixels(frame));
+                }
+            }
+            0xC4 => state.tables(segment)?,
+            0xDD => state.restart_interval = segment.get(..2).map_or(0, be16),
+            0xDA => {
+                // The entropy-coded data runs to the first marker that is
+                // neither a stuffed zero nor a restart.
+                let start = i;
+                loop {
+                    i += find(data, i, |b| b == 0xFF)?;
+                    let after = i + find(data, i, |b| b != 0xFF)?;
+                    match data[after] {
+                        0x00 | 0xD0..=0xD7 => i = after + 1,
+                        _ => break,
+                    }
+                }
+                state.scan(segment, &data[start..i])?;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn find(data: &[u8], from: usize, what: impl Fn(u8) -> bool) -> Result<usize, Partial> {
+    data.get(from..)
+        .and_then(|rest| rest.iter().position(|&b| what(b)))
+        .ok_or(Partial::Cut)
+}
+
+fn be16(bytes: &[u8]) -> u16 {
+    u16::from_be_bytes([bytes[0], bytes[1]])
+}
+
+/// One frame component: its id, and its sampling factors.
+#[derive(Clone, Copy, Default)]
+struct Component {
+    id: u8,
+    h: u8,
+    v: u8,
+}
+
+#[derive(Default)]
+struct State {
+    /// Whether scans' codes are walked.
+    entropy: bool,
+    frame: JpegFrame,
+    /// The coding process, by SOF marker, once a frame header is read.
+    sof: Option<u8>,
+    ids: [Component; 4],
+    /// DC then AC tables, by destination.
+    huffman: [[Option<Huffman>; 4]; 2],
+    restart_interval: u16,
+    /// Per component, the coefficients sent at full precision, as a bit
+    /// per zig-zag index (all at once in a sequential scan).
+    precise: [u64; 4],
+    /// Progressive: per component and block, its AC values non-zero so
+    /// far, as a bit per zig-zag index. 8 bytes a block, at most a quarter
+    /// of a byte a pixel in each component.
+    history: [Vec<u64>; 4],
+}
+
+impl State {
+    fn frame(&mut self, marker: u8, segment: &[u8]) {
+        if segment.len() < 6 {
+            return;
+        }
+        self.sof = Some(marker);
+        self.frame.progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
+        self.frame.height = be16(&segment[1..]);
+        self.frame.width = be16(&segment[3..]);
+        self.frame.components = segment[5];
+        for (i, component) in self.ids.iter_mut().enumerate() {
+            let at = 6 + 3 * i;
+            let factors = segment.get(at + 1).copied().unwrap_or(0x11);
+            *component = Component {
+                id: segment.get(at).copied().unwrap_or(0),
+                h: (factors >> 4).clamp(1, 4),
+                v: (factors & 0x0F).clamp(1, 4),
+            };
+            self.frame.sampling[i] = (component.h, component.v);
+        }
+    }
+
+    fn tables(&mut self, mut segment: &[u8]) -> Result<(), Partial> {
+        while let Some((&which, rest)) = segment.split_first() {
+            let counts: [u8; 16] = rest
+                .get(..16)
+                .and_then(|c| c.try_into().ok())
+                .ok_or(Partial::BadCode)?;
+            let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+            let symbols = rest.get(16..16 + total).ok_or(Partial::BadCode)?;
+            let (class, slot) = (usize::from(which >> 4), usize::from(which & 0x0F));
+            if class > 1 || slot > 3 {
+                return Err(Partial::BadCode);
+            }
+            self.huffman[class][slot] = Some(Huffman::new(&counts, symbols)?);
+            segment = &rest[16 + total..];
+        }
+        Ok(())
+    }
+
+    fn scan(&mut self, header: &[u8], entropy: &[u8]) -> Result<(), Partial> {
+        self.frame.scans = self.frame.scans.saturating_add(1);
+        let Some(sof) = self.sof else {
+            return Err(Partial::MissingScans);
+        };
+        let count = usize::from(*header.first().ok_or(Partial::Cut)?);
+        let selectors = header.get(1..1 + 2 * count).ok_or(Partial::Cut)?;
+        let spectral = header
+            .get(1 + 2 * count..4 + 2 * count)
+            .ok_or(Partial::Cut)?;
+        let (start, end) = (spectral[0], spectral[1]);
+        let low = spectral[2] & 0x0F;
+        let frame_components = usize::from(self.frame.components.min(4));
+        let mut members = Vec::with_capacity(count);
+        for pair in selectors.chunks_exact(2) {
+            let index = self.ids[..frame_components]
+                .iter()
+                .position(|c| c.id == pair[0])
+                .ok_or(Partial::MissingScans)?;
+            members.push((
+                index,
+                usize::from(pair[1] >> 4),
+                usize::from(pair[1] & 0x0F),
+            ));
+        }
+        let high = spectral[2] >> 4;
+        let coding = match sof {
+            // Huffman-coded, sequential: every block's codes must be there.
+            0xC0 | 0xC1 => {
+                for &(index, _, _) in &members {
+                    self.precise[index] = u64::MAX;
+                }
+                Coding::Sequential
+            }
+            0xC2 => {
+                if start <= end && end < 64 && low == 0 {
+                    let band = (u64::MAX >> (63 - (end - start))) << start;
+                    for &(index, _, _) in &members {
+                        self.precise[index] |= band;
+                    }
+                }
+                match (start, high) {
+                    (0, 0) => Coding::DcFirst,
+                    (0, _) => Coding::DcRefine,
+                    (_, 0) => Coding::AcFirst { start, end },
+                    _ => Coding::AcRefine { start, end },
+                }
+            }
+            // Arithmetic coding, lossless and hierarchical processes: no
+            // decoder here supports them, and each refuses the file itself.
+            _ => return Ok(()),
+        };
+        if !self.entropy {
+            return Ok(());
+        }
+        self.walk_scan(&members, entropy, coding)
+    }
+
+    /// The walk's end, at the end-of-image marker.
+    fn finish(&self) -> Result<JpegFrame, Partial> {
+        if matches!(self.sof, Some(0xC0..=0xC2)) {
+            let components = usize::from(self.frame.components.min(4));
+            if self.precise[..components]
+                .iter()
+                .any(|&sent| sent != u64::MAX)
+            {
+                return Err(Partial::MissingScans);
+            }
+        }
+        Ok(self.frame)
+    }
+
+    /// Walks a scan's codes, block by block, interval by interval between
+    /// restart markers.
+    fn walk_scan(
+        &mut self,
+        members: &[(usize, usize, usize)],
+        entropy: &[u8],
+        coding: Coding,
+    ) -> Result<(), Partial> {
+        let frame_components = usize::from(self.frame.components.min(4));
+        let sampling: Vec<(u8, u8)> = self.ids[..frame_components]
+            .iter()
+            .map(|c| (c.h, c.v))
+            .collect();
+        let (max_h, max_v) = max_sampling(&sampling);
+        let (width, height) = (u32::from(self.frame.width), u32::from(self.frame.height));
+        if width == 0 || height == 0 {
+            // The height comes later (DNL), which the decoders refuse.
+            return Ok(());
+        }
+        // Blocks per MCU for each member, and MCUs in the scan.
+        let (units, per_unit): (u64, Vec<(usize, usize, u32)>) = if let [(index, dc, ac)] = members
+        {
+            let (h, v) = sampling[*index];
+            let units = blocks(width, h, max_h) * blocks(height, v, max_v);
+            (units, vec![(*dc, *ac, 1)])
+        } else {
+            let units = u64::from(width).div_ceil(8 * u64::from(max_h))
+                * u64::from(height).div_ceil(8 * u64::from(max_v));
+            let blocks = members
+                .iter()
+                .map(|&(index, dc, ac)| {
+                    let (h, v) = sampling[index];
+                    (dc, ac, u32::from(h) * u32::from(v))
+                })
+                .collect();
+            (units, blocks)
+        };
+        // An AC scan has one component, whose blocks are in raster order:
+        // which of their coefficients are non-zero so far decides how a
+        // refinement of them is read.
+        let mut history: &mut [u64] = &mut [];
+        if let (Coding::AcFirst { .. } | Coding::AcRefine { .. }, [(index, _, _)]) =
+            (coding, members)
+        {
+            let kept = &mut self.history[*index];
+            if kept.is_empty() {
+                let len = usize::try_from(units).map_err(|_| Partial::NoMemory(usize::MAX))?;
+                kept.try_reserve_exact(len)
+                    .map_err(|_| Partial::NoMemory(len.saturating_mul(8)))?;
+                kept.resize(len, 0);
+            }
+            history = kept.as_mut_slice();
+        }
+        let huffman = &self.huffman;
+        let table =
+            |class: usize, slot: usize| huffman[class][slot].as_ref().ok_or(Partial::BadCode);
+        // Only the tables the scan's coding reads need be defined.
+        let (dc_used, ac_used) = match coding {
+            Coding::Sequential => (true, true),
+            Coding::DcFirst => (true, false),
+            Coding::DcRefine => (false, false),
+            Coding::AcFirst { .. } | Coding::AcRefine { .. } => (false, true),
+        };
+        let tables = per_unit
+            .iter()
+            .map(|&(dc, ac, count)| {
+                let dc = if dc_used { Some(table(0, dc)?) } else { None };
+                let ac = if ac_used { Some(table(1, ac)?) } else { None };
+                Ok((dc, ac, count))
+            })
+            .collect::<Result<Vec<_>, Partial>>()?;
+        let interval = match u64::from(self.restart_interval) {
+            0 => units,
+            n => n,
+        };
+        let mut intervals = Intervals(entropy);
+        let (mut left, mut unit) = (units, 0usize);
+        let mut spare = 0u64;
+        while left > 0 {
+            let mut bits = Bits::new(intervals.next().ok_or(Partial::ShortScan)?);
+            let mut eob_run = 0;
+            for _ in 0..interval.min(left) {
+                for &(dc, ac, count) in &tables {
+                    for _ in 0..count {
+                        let nonzero = history.get_mut(unit).unwrap_or(&mut spare);
+                        // Past the end, the padding's ones are no code.
+                        coding
+                            .block(&mut bits, dc, ac, &mut eob_run, nonzero)
+                            .map_err(|e| match bits.over {
+                                0 => e,
+                                _ => Partial::ShortScan,
+                            })?;
+                    }
+                }
+                unit += 1;
+            }
+            left -= interval.min(left);
+        }
+        Ok(())
+    }
+}
+
+/// What a scan codes, and so how each of its blocks is read.
+#[derive(Clone, Copy)]
+enum Coding {
+    /// The DC difference, then run-length coded AC values.
+    Sequential,
+    /// The DC difference alone, of the high bits.
+    DcFirst,
+    /// One more bit of each DC value.
+    DcRefine,
+    /// A band of AC values, of the high bits; a run of blocks may end at once.
+    AcFirst { start: u8, end: u8 },
+    /// One more bit of each non-zero AC value of a band, and the values
+    /// that become non-zero with it.
+    AcRefine { start: u8, end: u8 },
+}
+
+impl Coding {
+    fn block(
+        self,
+        bits: &mut Bits<'_>,
+        dc: Option<&Huffman>,
+        ac: Option<&Huffman>,
+        eob_run: &mut u32,
+        nonzero: &mut u64,
+    ) -> Result<(), Partial> {
+        fn table(t: Option<&Huffman>) -> Result<&Huffman, Partial> {
+            t.ok_or(Partial::BadCode)
+        }
+        match self {
+            Coding::Sequential => {
+                dc_difference(bits, table(dc)?)?;
+                ac_values(bits, table(ac)?, 1, 63, None, nonzero)
+            }
+            Coding::DcFirst => dc_difference(bits, table(dc)?),
+            Coding::DcRefine => bits.skip(1),
+            Coding::AcFirst { start, end } => {
+                ac_values(bits, table(ac)?, start, end, Some(eob_run), nonzero)
+            }
+            Coding::AcRefine { start, end } => {
+                ac_refinement(bits, table(ac)?, start, end, eob_run, nonzero)
+            }
+        }
+    }
+}
+
+fn dc_difference(bits: &mut Bits<'_>, dc: &Huffman) -> Result<(), Partial> {
+    let size = dc.decode(bits)?;
+    bits.skip(u32::from(size & 0x1F))
+}
+
+/// Run-length coded AC values from `start` to `end`, each non-zero one
+/// marked in `nonzero`. In a sequential scan an end-of-block ends this
+/// block only; in a progressive one it may end a run of blocks, counted in
+/// `eob_run`.
+fn ac_values(
+    bits: &mut Bits<'_>,
+    ac: &Huffman,
+    start: u8,
+    end: u8,
+    mut eob_run: Option<&mut u32>,
+    nonzero: &mut u64,
+) -> Result<(), Partial> {
+    if let Some(run) = eob_run.as_deref_mut().filter(|run| **run > 0) {
+        *run -= 1;
+        return Ok(());
+    }
+    let mut k = u32::from(start);
+    while k <= u32::from(end) {
+        let rs = ac.decode(bits)?;
+        let (run, size) = (u32::from(rs >> 4), u32::from(rs & 0x0F));
+        if size == 0 {
+            if run != 15 {
+                // EOBn: this block and 2^n - 1 + (n more bits) after it.
+                if let (Some(eob_run), true) = (eob_run, run > 0) {
+                    *eob_run = (1 << run) - 1 + bits.read(run)?;
+                }
+                break;
+            }
+            k += 16;
+        } else {
+            k += run;
+            if k < 64 {
+                *nonzero |= 1 << k;
+            }
+            k += 1;
+            bits.skip(size)?;
+        }
+    }
+    Ok(())
+}
+
+/// A refinement of the AC values from `start` to `end` (JPEG G.1.2.3, as
+/// libjpeg reads it): a correction bit for each value already non-zero,
+/// and new values of magnitude one, each placed after as many zero values
+/// as its code's run says.
+fn ac_refinement(
+    bits: &mut Bits<'_>,
+    ac: &Huffman,
+    start: u8,
+    end: u8,
+    eob_run: &mut u32,
+    nonzero: &mut u64,
+) -> Result<(), Partial> {
+    let (mut k, end) = (u32::from(start), u32::from(end).min(63));
+    let known = |nonzero: u64, k: u32| nonzero >> k & 1 == 1;
+    if *eob_run == 0 {
+        while k <= end {
+            let rs = ac.decode(bits)?;
+            let (mut run, size) = (i32::from(rs >> 4), rs & 0x0F);
+            if size == 0 && run != 15 {
+                *eob_run = (1 << run) + bits.read(run as u32)?;
+                break;
+            }
+            if size != 0 {
+                // The new value's sign.
+                bits.skip(1)?;
+            }
+            while k <= end {
+                if known(*nonzero, k) {
+                    bits.skip(1)?;
+                } else {
+                    run -= 1;
+                    if run < 0 {
+                        break;
+                    }
+                }
+                k += 1;
+            }
+            if size != 0 && k <= end {
+                *nonzero |= 1 << k;
+            }
+            k += 1;
+        }
+    }
+    if *eob_run > 0 {
+        // The rest of the band of a block in an end-of-band run.
+        while k <= end {
+            if known(*nonzero, k) {
+                bits.skip(1)?;
+            }
+            k += 1;
+        }
+        *eob_run -= 1;
+    }
+    Ok(())
+}
+
+/// Splits entropy-coded data at its restart markers.
+struct Intervals<'a>(&'a [u8]);
+
+impl<'a> Iterator for Intervals<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let data = self.0;
+        if data.is_empty() {
+            return None;
+        }
+        let mut i = 0;
+        while i + 1 < data.len() {
+            if data[i] == 0xFF && matches!(data[i + 1], 0xD0..=0xD7) {
+                self.0 = &data[i + 2..];
+                return Some(&data[..i]);
+            }
+            i += 1;
+        }
+        self.0 = &[];
+        Some(data)
+    }
+}
+
+/// Bits of entropy-coded data, with stuffed zeros removed. Past the end it
+/// reads ones, as the padding does, and remembers that it ran out.
+struct Bits<'a> {
+    data: &'a [u8],
+    at: usize,
+    buffer: u64,
+    count: u32,
+    /// Bits read past the end of the data.
+    over: u32,
+}
+
+impl<'a> Bits<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Bits {
+            data,
+            at: 0,
+            buffer: 0,
+            count: 0,
+            over: 0,
+        }
+    }
+
+    fn fill(&mut self) {
+        while self.count <= 56 {
+            let byte = match self.data.get(self.at) {
+                Some(&0xFF) => {
+                    // A stuffed zero follows a data byte of 0xFF.
+                    self.at += 2;
+                    0xFF
+                }
+                Some(&b) => {
+                    self.at += 1;
+                    b
+                }
+                None => {
+                    self.over += 8;
+                    0xFF
+                }
+            };
+            self.buffer |= u64::from(byte) << (56 - self.count);
+            self.count += 8;
+        }
+    }
+
+    fn peek(&mut self, n: u32) -> u32 {
+        self.fill();
+        (self.buffer >> (64 - n)) as u32
+    }
+
+    fn read(&mut self, n: u32) -> Result<u32, Partial> {
+        if n == 0 {
+            return Ok(0);
+        }
+        let value = self.peek(n);
+        self.skip(n)?;
+        Ok(value)
+    }
+
+    fn skip(&mut self, n: u32) -> Result<(), Partial> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.fill();
+        self.buffer <<= n;
+        self.count -= n;
+        // Padding bits read from past the end that a code has used.
+        if self.over > self.count {
+            return Err(Partial::ShortScan);
+        }
+        Ok(())
+    }
+}
+
+/// A Huffman table as JPEG defines it (Annex C): codes by length, assigned
+/// in order, looked up through the first 9 bits, the longest after that.
+struct Huffman {
+    /// By the next 9 bits: the symbol and its code's length, if that short.
+    fast: Box<[(u8, u8); 512]>,
+    /// By length: the largest code of that length (+1), and where its
+    /// symbols start, for codes longer than 9 bits.
+    max_code: [u32; 17],
+    offset: [i32; 17],
+    symbols: Vec<u8>,
+}
+
+impl Huffman {
+    fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Huffman, Partial> {
+        let mut fast = Box::new([(0u8, 0u8); 512]);
+        let (mut max_code, mut offset) = ([0u32; 17], [0i32; 17]);
+        let (mut code, mut k) = (0u32, 0usize);
+        for length in 1..=16u32 {
+            let count = usize::from(counts[length as usize - 1]);
+            offset[length as usize] = k as i32 - code as i32;
+            for _ in 0..count {
+                if code >= 1 << length {
+                    return Err(Partial::BadCode);
+                }
+                if length <= 9 {
+                    let spread = 9 - length;
+                    for low in 0..1u32 << spread {
+                        fast[((code << spread) | low) as usize] = (symbols[k], length as u8);
+                    }
+                }
+                code += 1;
+                k += 1;
+            }
+            max_code[length as usize] = code;
+            code <<= 1;
+        }
+        Ok(Huffman {
+            fast,
+            max_code,
+            offset,
+            symbols: symbols.to_vec(),
+        })
+    }
+
+    fn decode(&self, bits: &mut Bits<'_>) -> Result<u8, Partial> {
+        let (symbol, length) = self.fast[bits.peek(9) as usize];
+        if length > 0 {
+            bits.skip(u32::from(length))?;
+            return Ok(symbol);
+        }
+        for length in 10..=16u32 {
+            let code = bits.peek(length);
+            if code < self.max_code[length as usize] {
+                bits.skip(length)?;
+                let at = self.offset[length as usize] + code as i32;
+                return usize::try_from(at)
+                    .ok()
+                    .and_then(|at| self.symbols.get(at).copied())
+                    .ok_or(Partial::BadCode);
+            }
+        }
+        Err(Partial::BadCode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples;
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+
+    /// JPEGs of every kind the walk must read to the end: samplings,
+    /// restart intervals, optimised tables, grey and CMYK, progressive.
+    fn encoded() -> Vec<(String, Vec<u8>)> {
+        let (w, h) = (77u16, 45u16);
+        let rgb = samples::photo(u32::from(w), u32::from(h)).into_raw();
+        let grey: Vec<u8> = rgb.chunks(3).map(|p| p[1]).collect();
+        let cmyk: Vec<u8> = rgb.chunks(3).flat_map(|p| [p[0], p[1], p[2], 30]).collect();
+        let mut out = Vec::new();
+        for sampling in [
+            SamplingFactor::F_1_1,
+            SamplingFactor::F_2_1,
+            SamplingFactor::F_1_2,
+            SamplingFactor::F_2_2,
+            SamplingFactor::F_4_1,
+        ] {
+            for (restart, optimised, progressive) in [
+                (0, false, false),
+                (3, false, false),
+                (0, true, false),
+                (5, true, false),
+                (0, false, true),
+            ] {
+                // jpeg-encoder's optimised tables panic for some samplings.
+                if optimised && !matches!(sampling, SamplingFactor::F_1_1 | SamplingFactor::F_2_2) {
+                    continue;
+                }
+                let mut jpeg = Vec::new();
+                let mut encoder = Encoder::new(&mut jpeg, 85);
+                encoder.set_sampling_factor(sampling);
+                encoder.set_restart_interval(restart);
+                encoder.set_optimized_huffman_tables(optimised);
+                encoder.set_progressive(progressive);
+                encoder.encode(&rgb, w, h, ColorType::Rgb).unwrap();
+                let name = format!("{sampling:?} restart {restart} optimised {optimised} progressive {progressive}");
+                out.push((name, jpeg));
+            }
+        }
+        for (name, pixels, colour) in [
+            ("grey", &grey, ColorType::Luma),
+            ("CMYK", &cmyk, ColorType::Cmyk),
+        ] {
+            let mut jpeg = Vec::new();
+            Encoder::new(&mut jpeg, 85)
+                .encode(pixels, w, h, colour)
+                .unwrap();
+            out.push((name.into(), jpeg));
+        }
+        let image = image::DynamicImage::ImageRgb8(samples::photo(300, 200));
+        out.push((
+            "the image crate's".into(),
+            samples::encode(&image, image::ImageFormat::Jpeg),
+        ));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libjpeg");
+        for entry in std::fs::read_dir(&dir).expect("tests/libjpeg") {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "jpg") {
+                let name = format!("libjpeg-turbo's {}", path.display());
+                out.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn whole_files_of_every_kind_are_read_to_their_end() {
+        for (name, jpeg) in encoded() {
+            let frame = walk(&jpeg, u64::MAX, true).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert!(frame.width > 0 && frame.scans > 0, "{name}");
+        }
+    }
+
+    /// Cut anywhere inside its scans and closed again with an end marker,
+    /// as a browser would still show it: the blocks after the cut are not
+    /// there, so the file is partial.
+    #[test]
+    fn a_scan_cut_and_closed_again_is_partial() {
+        for (name, jpeg) in encoded() {
+            let scans = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+            let end = jpeg.len() - 2;
+            let step = ((end - scans) / 40).max(1);
+            for cut in (scans + 4..end - 1).step_by(step) {
+                let mut closed = jpeg[..cut].to_vec();
+                closed.extend_from_slice(&[0xFF, 0xD9]);
+                assert!(
+                    walk(&closed, u64::MAX, true).is_err(),
+                    "{name}: cut at {cut} of {} and closed again",
+                    jpeg.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_progressive_file_without_its_last_scans_is_partial() {
+        let jpeg = samples::progressive_jpeg_with_scans(&samples::photo(64, 48), 0);
+        let scans: Vec<usize> = (0..jpeg.len() - 1)
+            .filter(|&i| jpeg[i..i + 2] == [0xFF, 0xDA])
+            .collect();
+        assert!(scans.len() > 2);
+        for &next in &scans[1..] {
+            let mut closed = jpeg[..next].to_vec();
+            closed.extend_from_slice(&[0xFF, 0xD9]);
+            assert_eq!(
+                walk(&closed, u64::MAX, true),
+                Err(Partial::MissingScans),
+                "closed before the scan at {next}"
+            );
+        }
+    }
+
+    /// A marker that only belongs in a scan, where a segment should begin:
+    /// TEM with a length hiding an end marker (a decoder skips it as a
+    /// segment, and decodes the file behind it), a restart marker, a
+    /// stuffed zero.
+    #[test]
+    fn markers_of_scans_between_segments_are_refused() {
+        let jpeg = samples::progressive_jpeg_with_scans(&samples::photo(64, 48), 0);
+        let insert = |at: usize, bytes: &[u8]| {
+            let mut out = jpeg[..at].to_vec();
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(&jpeg[at..]);
+            out
+        };
+        let second_scan = (3..jpeg.len() - 1)
+            .find(|&i| jpeg[i..i + 2] == [0xFF, 0xDA])
+            .and_then(|first| (first + 2..jpeg.len() - 1).find(|&i| jpeg[i..i + 2] == [0xFF, 0xDA]))
+            .unwrap();
+        for (what, file) in [
+            (
+                "TEM hiding an end",
+                insert(2, &[0xFF, 0x01, 0x00, 0x08, 0xFF, 0xD9, 0, 0, 0, 0]),
+            ),
+            ("TEM after a scan", insert(second_scan, &[0xFF, 0x01])),
+            ("a restart marker", insert(2, &[0xFF, 0xD3])),
+            ("a stuffed zero", insert(2, &[0xFF, 0x00])),
+        ] {
+            assert_eq!(
+                walk(&file, u64::MAX, true),
+                Err(Partial::StrayMarker),
+                "{what}"
+            );
+        }
+    }
+}
