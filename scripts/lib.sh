@@ -95,13 +95,14 @@ cluster_dir() {
 }
 
 # cluster_start DIR PORT: a private cluster, trusted on loopback only.
+# Prepared transactions are on, for the tests of two-phase commit.
 cluster_start() {
     local dir=$1 port=$2
     # Pinned, so the cluster never depends on the caller's locale (SQL_ASCII otherwise).
     as_pg_owner "$PG_BIN/initdb" --pgdata "$dir/data" --auth trust --username postgres --no-sync \
         --encoding UTF8 --locale C.UTF-8 >/dev/null
     as_pg_owner "$PG_BIN/pg_ctl" --pgdata "$dir/data" --log "$dir/server.log" --wait --silent \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_prepared_transactions=8" start
 }
 
 # standby_start PRIMARY_PORT DIR PORT: a hot standby of the cluster on
@@ -111,7 +112,7 @@ standby_start() {
     as_pg_owner "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres \
         --pgdata "$dir/data" --write-recovery-conf --checkpoint fast --no-sync
     as_pg_owner "$PG_BIN/pg_ctl" --pgdata "$dir/data" --log "$dir/server.log" --wait --silent \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_prepared_transactions=8" start
 }
 
 cluster_stop() {

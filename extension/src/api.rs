@@ -52,6 +52,9 @@ fn check_resource(resource: &str, function: &'static str) {
 #[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn avatar_set_fallback(sha256: &str, image: &[u8]) -> Option<pgrx::Uuid> {
+    if !commit_check::may_store() {
+        error!("pg_avatar cannot store a fallback copy while its transaction commits");
+    }
     let sha256 = store::address(sha256)?;
     let avatar = guc::pipeline_within(Limits::FALLBACK)
         .normalise(image, guc::max_size())

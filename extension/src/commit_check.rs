@@ -15,11 +15,17 @@
 //! a writer that comes later waits those few moments and its clean-up then
 //! sees the committed row; and it takes `SKIP LOCKED` for a writer already
 //! at work, whose change it treats as done. It never waits for anyone.
+//!
+//! A transaction that is prepared (two-phase commit) is committed later,
+//! by any session, when no check can run, and a lock it took would stay
+//! until then: instead, what it stored is deleted as it is prepared. Both
+//! are caches, filled again on the next read.
 
 use std::cell::RefCell;
 
 use avatar_contract::resource::FALLBACK_PREFIX;
 use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
 use pgrx::{register_xact_callback, PgXactCallbackEvent};
 
 use crate::error::spi_failed;
@@ -29,23 +35,37 @@ use crate::privilege::as_extension_owner;
 #[derive(Default)]
 struct Stored {
     xid: pg_sys::TransactionId,
-    /// Avatars this transaction memoized a rendition of.
-    renditions: Vec<pgrx::Uuid>,
+    /// The renditions this transaction inserted: avatar, size, format and
+    /// the digest of the master they were made from.
+    renditions: Vec<(pgrx::Uuid, i32, &'static str, String)>,
     /// Addresses (SHA-256) this transaction stored a fallback copy for.
     copies: Vec<String>,
+    /// The check has run: nothing stored from now on would be checked.
+    sealed: bool,
 }
 
 thread_local! {
     static STORED: RefCell<Stored> = RefCell::default();
 }
 
-/// A rendition of avatar `id` was inserted by this transaction.
-pub fn rendition_stored(id: pgrx::Uuid) {
-    note(|stored| {
-        if !stored.renditions.contains(&id) {
-            stored.renditions.push(id);
-        }
-    });
+fn current_xid() -> pg_sys::TransactionId {
+    // SAFETY: reads the backend's transaction state.
+    unsafe { pg_sys::GetTopTransactionIdIfAny() }
+}
+
+/// Whether this transaction may still store what the check must see: not
+/// once the check has run, as it commits.
+pub fn may_store() -> bool {
+    let xid = current_xid();
+    STORED.with(|stored| {
+        let stored = stored.borrow();
+        !(stored.sealed && stored.xid == xid)
+    })
+}
+
+/// A rendition was inserted by this transaction.
+pub fn rendition_stored(id: pgrx::Uuid, side: i32, format: &'static str, sha1: &str) {
+    note(|stored| stored.renditions.push((id, side, format, sha1.to_string())));
 }
 
 /// A fallback copy for the address `sha256` was stored by this transaction.
@@ -58,8 +78,7 @@ pub fn copy_stored(sha256: &str) {
 }
 
 fn note(add: impl FnOnce(&mut Stored)) {
-    // SAFETY: reads the backend's transaction state.
-    let xid = unsafe { pg_sys::GetTopTransactionIdIfAny() };
+    let xid = current_xid();
     if xid == pg_sys::InvalidTransactionId {
         // Nothing was written, so there is nothing to check.
         return;
@@ -74,7 +93,7 @@ fn note(add: impl FnOnce(&mut Stored)) {
                 ..Stored::default()
             };
             register_xact_callback(PgXactCallbackEvent::PreCommit, check);
-            register_xact_callback(PgXactCallbackEvent::PrePrepare, check);
+            register_xact_callback(PgXactCallbackEvent::PrePrepare, discard);
         }
         add(&mut stored);
     });
@@ -108,36 +127,92 @@ const ORPHAN_COPIES: &str = "
            FOR UPDATE OF a SKIP LOCKED)
     DELETE FROM avatar.avatar a USING orphans WHERE a.ctid = orphans.ctid";
 
-fn check() {
-    let stored = STORED.with(RefCell::take);
-    // SAFETY: reads the backend's transaction state.
-    if stored.xid != unsafe { pg_sys::GetTopTransactionIdIfAny() } {
-        return;
+/// The renditions `$1` .. `$4` (avatar, size, format, digest) that the
+/// transaction inserted, and the copies of resources `$5` it stored.
+const STORED_ROWS: &str = "
+    WITH renditions AS (
+        DELETE FROM avatar.avatar_cache c
+         USING unnest($1::uuid[], $2::integer[], $3::text[], $4::text[]) AS k (id, size, format, sha1)
+         WHERE c.avatar_id = k.id AND c.size = k.size AND c.format = k.format AND c.sha1 = k.sha1)
+    DELETE FROM avatar.avatar a WHERE a.resource = ANY ($5)";
+
+/// What the current transaction stored, once: the store is sealed then.
+fn take() -> Option<(Stored, Vec<String>)> {
+    let xid = current_xid();
+    let stored = STORED.with(|stored| {
+        stored.replace(Stored {
+            xid,
+            sealed: true,
+            ..Stored::default()
+        })
+    });
+    if stored.xid != xid || stored.sealed {
+        return None;
     }
-    let resources: Vec<String> = stored
+    let resources = stored
         .copies
         .iter()
         .map(|sha256| format!("{FALLBACK_PREFIX}{sha256}"))
         .collect();
-    // The portal that ran the transaction's last statement is gone, and
-    // SPI needs a snapshot to start from; each statement takes its own.
+    Some((stored, resources))
+}
+
+/// Runs `f` on SPI as the extension's owner, with a snapshot: the portal
+/// that ran the transaction's last statement is gone, and SPI needs one to
+/// start from (each statement then takes its own).
+fn with_spi(f: impl FnOnce(&mut SpiClient<'_>) -> SpiResult<()>) {
     // SAFETY: pushed and popped here; an ERROR's abort pops it too.
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-    as_extension_owner(|| {
-        Spi::connect_mut(|client| {
-            if !stored.renditions.is_empty() {
-                client.update(STALE_RENDITIONS, None, &[stored.renditions.into()])?;
-            }
-            if !stored.copies.is_empty() {
-                client.update(
-                    ORPHAN_COPIES,
-                    None,
-                    &[stored.copies.into(), resources.into()],
-                )?;
-            }
-            Ok(())
-        })
-    })
-    .unwrap_or_else(|e| spi_failed(e));
+    as_extension_owner(|| Spi::connect_mut(f)).unwrap_or_else(|e| spi_failed(e));
     unsafe { pg_sys::PopActiveSnapshot() };
+}
+
+fn check() {
+    let Some((stored, resources)) = take() else {
+        return;
+    };
+    let mut avatars: Vec<pgrx::Uuid> = stored.renditions.iter().map(|r| r.0).collect();
+    avatars.sort_unstable_by_key(|id| *id.as_bytes());
+    avatars.dedup();
+    with_spi(|client| {
+        if !avatars.is_empty() {
+            client.update(STALE_RENDITIONS, None, &[avatars.into()])?;
+        }
+        if !stored.copies.is_empty() {
+            client.update(
+                ORPHAN_COPIES,
+                None,
+                &[stored.copies.into(), resources.into()],
+            )?;
+        }
+        Ok(())
+    });
+}
+
+fn discard() {
+    let Some((stored, resources)) = take() else {
+        return;
+    };
+    let mut keys = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, side, format, sha1) in stored.renditions {
+        keys.0.push(id);
+        keys.1.push(side);
+        keys.2.push(format.to_string());
+        keys.3.push(sha1);
+    }
+    with_spi(|client| {
+        client
+            .update(
+                STORED_ROWS,
+                None,
+                &[
+                    keys.0.into(),
+                    keys.1.into(),
+                    keys.2.into(),
+                    keys.3.into(),
+                    resources.into(),
+                ],
+            )
+            .map(drop)
+    });
 }

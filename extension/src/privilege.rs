@@ -79,7 +79,10 @@ fn in_context<R>(
 pub fn extension_owner() -> pg_sys::Oid {
     Spi::connect(|client| {
         let table = client.select(
-            "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'pg_avatar'",
+            // Run in whatever session calls it, with its search_path (at
+            // commit, as the caller): so no operator is left to resolve.
+            "SELECT e.extowner FROM pg_catalog.pg_extension e
+              WHERE e.extname OPERATOR(pg_catalog.=) 'pg_avatar'::pg_catalog.name",
             Some(1),
             &[],
         )?;

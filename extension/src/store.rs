@@ -288,6 +288,9 @@ fn may_memoize() -> bool {
 }
 
 fn memoize(id: pgrx::Uuid, side: u32, format: Format, master_sha1: &str, image: &[u8]) {
+    if !commit_check::may_store() {
+        return;
+    }
     let stored = with_plans(|plans| {
         Spi::connect_mut(|client| {
             let plan = kept(client, &plans.memoize, &MEMOIZE)?;
@@ -310,7 +313,7 @@ fn memoize(id: pgrx::Uuid, side: u32, format: Format, master_sha1: &str, image: 
     })
     .unwrap_or_else(|e| spi_failed(e));
     if stored {
-        commit_check::rendition_stored(id);
+        commit_check::rendition_stored(id, side as i32, format.name(), master_sha1);
     }
 }
 

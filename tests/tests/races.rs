@@ -199,6 +199,49 @@ fn a_reader_never_waits_for_another_reader() {
     assert_serves_the_current_image(&mut admin, id);
 }
 
+/// A reader that memoizes and then prepares its transaction (two-phase
+/// commit) holds nothing a writer waits for, however long it stays
+/// prepared, and keeps nothing it memoized: no check could run when it is
+/// finally committed, by whichever session.
+#[test]
+fn a_prepared_reader_holds_up_no_writer_and_keeps_nothing() {
+    let db = TestDb::new("race_2pc");
+    let mut admin = db.connect();
+    let id = set(&mut admin, "users,1", &png(900, 700)).unwrap();
+    let old = master_sha1(&mut admin, id);
+    let mut reader = db.connect();
+    reader.batch_execute("BEGIN").unwrap();
+    reader
+        .query(
+            "SELECT * FROM avatar.avatar_rendition($1, 40, 'jpeg')",
+            &[&id],
+        )
+        .unwrap();
+    reader
+        .batch_execute(&format!("PREPARE TRANSACTION '{}'", db.name))
+        .unwrap();
+    drop(reader);
+
+    let mut writer = db.connect();
+    writer.batch_execute("SET lock_timeout = '2s'").unwrap();
+    set(&mut writer, "users,1", &png(700, 900)).expect("the writer did not wait");
+    writer
+        .batch_execute(
+            "SELECT avatar.avatar_disable('users,1'); SELECT avatar.avatar_enable('users,1')",
+        )
+        .expect("nor here");
+    admin
+        .batch_execute(&format!("COMMIT PREPARED '{}'", db.name))
+        .unwrap();
+    assert!(
+        cache_rows(&mut admin, id)
+            .iter()
+            .all(|(_, sha1)| *sha1 != old),
+        "the prepared reader's rendition of the old image was kept"
+    );
+    assert_serves_the_current_image(&mut admin, id);
+}
+
 /// A copy the Libravatar fallback stores while the address is being wiped
 /// is not kept once the wipe commits: nothing could remove it later, since
 /// every cleanup goes through the address that is gone.

@@ -1,5 +1,7 @@
-//! Every SECURITY DEFINER function pins its search_path, so a caller who
-//! puts look-alike operators and functions first on theirs runs none of them.
+//! Every SECURITY DEFINER function pins its search_path, and so does the
+//! check pg_avatar runs as a memoizing transaction commits, so a caller who
+//! puts look-alike operators and functions first on theirs runs none of
+//! them.
 
 use pg_avatar_tests::*;
 
@@ -29,6 +31,9 @@ fn a_callers_search_path_cannot_hijack_definer_functions() {
          CREATE FUNCTION {mallory}.eq_text(text, text) RETURNS boolean LANGUAGE plpgsql AS
              $$ BEGIN INSERT INTO {mallory}.ran VALUES ('text ='); RETURN true; END $$;
          CREATE OPERATOR {mallory}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {mallory}.eq_text);
+         CREATE FUNCTION {mallory}.eq_name(name, name) RETURNS boolean LANGUAGE plpgsql AS
+             $$ BEGIN INSERT INTO {mallory}.ran VALUES ('name ='); RETURN true; END $$;
+         CREATE OPERATOR {mallory}.= (LEFTARG = name, RIGHTARG = name, FUNCTION = {mallory}.eq_name);
          CREATE FUNCTION {mallory}.now() RETURNS timestamptz LANGUAGE plpgsql AS
              $$ BEGIN INSERT INTO {mallory}.ran VALUES ('now()'); RETURN 'epoch'; END $$;
          CREATE FUNCTION {mallory}.pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS
@@ -67,7 +72,11 @@ fn a_callers_search_path_cannot_hijack_definer_functions() {
         .unwrap()
         .get(0);
     assert!(deleted);
-    assert_eq!(traps(&mut m), 1, "no trap ran inside pg_avatar's functions");
+    assert_eq!(
+        traps(&mut m),
+        1,
+        "no trap ran inside pg_avatar's functions, nor at their commits"
+    );
     drop(m);
     let mut admin = db.connect();
     admin
