@@ -228,6 +228,8 @@ $$;
 -- the wrong avatars; a warning names it here. So do tables that share a
 -- name: each deleted the other's avatars, and which one owns them (the
 -- older may be a tenant's that got there first) is for a person to say.
+-- And so do tables whose owner may not run avatar_wipe, which 0.3.0's
+-- attach needs: this runs as a superuser, who could attach any of them.
 DO $$
 DECLARE
     old record;
@@ -236,7 +238,10 @@ DECLARE
 BEGIN
     FOR old IN
         SELECT t.tgrelid::regclass AS relid, t.tgname, t.tgargs,
-               count(*) OVER (PARTITION BY c.relname) > 1 AS shared
+               count(*) OVER (PARTITION BY c.relname) > 1 AS shared,
+               pg_catalog.has_function_privilege(c.relowner,
+                   'avatar.avatar_wipe(text)'::pg_catalog.regprocedure, 'EXECUTE') AS may_wipe,
+               pg_catalog.pg_get_userbyid(c.relowner) AS owner
           FROM pg_catalog.pg_trigger t
           JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
          WHERE t.tgfoid = 'avatar.avatar_owner_deleted()'::pg_catalog.regprocedure
@@ -251,6 +256,14 @@ BEGIN
                       HINT = 'Deleting from it now fails until the table that owns those avatars '
                              'is attached with avatar.attach, and the other''s trigger '
                              'avatar_owner_deleted is dropped.';
+            CONTINUE;
+        END IF;
+        IF NOT old.may_wipe THEN
+            RAISE WARNING 'pg_avatar: % stays detached: its owner % may not run avatar_wipe',
+                old.relid, old.owner
+                USING HINT = pg_catalog.format(
+                    'Deleting from it now fails. GRANT EXECUTE ON FUNCTION avatar.avatar_wipe(text) '
+                    'TO %I, then have it run avatar.attach again.', old.owner);
             CONTINUE;
         END IF;
         keys := '{}';

@@ -268,3 +268,58 @@ fn a_prefix_two_tables_shared_goes_to_neither() {
         "0.2.0's grant of the trigger function is taken back"
     );
 }
+
+/// 0.3.0's attach needs the right to wipe, since its triggers wipe every
+/// resource under the table's name. A table 0.2.0 attached for an owner
+/// without that right is not attached again by the update (which runs as
+/// a superuser), or a tenant that attached its own `users` first would keep
+/// the application's prefix.
+#[test]
+fn an_owner_without_the_right_to_wipe_is_not_attached_again() {
+    let db = TestDb::without_extension("upgrade_squat");
+    let tenant = Role::new(&db, "tenant");
+    let mut c = db.connect();
+    c.batch_execute(&format!(
+        "CREATE EXTENSION pg_avatar VERSION '0.2.0';
+         GRANT EXECUTE ON FUNCTION avatar.attach(regclass, name[]),
+             avatar.avatar_owner_deleted() TO {t};
+         CREATE SCHEMA {t} AUTHORIZATION {t};
+         CREATE TABLE users (id integer PRIMARY KEY);",
+        t = tenant.name
+    ))
+    .unwrap();
+    tenant
+        .connect()
+        .batch_execute(&format!(
+            "CREATE TABLE {t}.users (id integer PRIMARY KEY);
+             INSERT INTO {t}.users VALUES (1);
+             SELECT avatar.attach('{t}.users', 'id');",
+            t = tenant.name
+        ))
+        .unwrap();
+    set(&mut c, "users,1", &png(40, 40)).unwrap();
+
+    c.batch_execute("ALTER EXTENSION pg_avatar UPDATE").unwrap();
+
+    let recorded: i64 = c
+        .query_one("SELECT count(*) FROM avatar.avatar_attachment", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, 0, "the tenant's table was attached again");
+    assert_eq!(
+        sqlstate(
+            tenant
+                .connect()
+                .batch_execute(&format!("DELETE FROM {}.users", tenant.name))
+        ),
+        "55000",
+        "its old trigger refuses to act"
+    );
+    tenant
+        .connect()
+        .batch_execute(&format!("TRUNCATE {}.users", tenant.name))
+        .unwrap();
+    assert!(avatar_of(&mut c, "users,1").is_some());
+    c.batch_execute("SELECT avatar.attach('users', 'id')")
+        .expect("the application attaches its own table");
+}
