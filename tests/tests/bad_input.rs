@@ -144,6 +144,35 @@ fn a_scan_bomb_is_refused_before_decoding() {
     set(&mut c, "users,1", &ordinary).expect("an ordinary progressive JPEG");
 }
 
+/// Refinement scans of nothing cost a few bytes each and a decoder's pass
+/// over every block: under the scan limit, a hundred of them over a 50 MP
+/// image took seconds no cancel could stop, and four thousand as long to
+/// walk. The blocks a file's scans cover between them are bounded by the
+/// pixel limit, and counted as the walk goes.
+#[test]
+fn a_refinement_bomb_is_refused_before_decoding() {
+    let db = TestDb::new("passes");
+    let mut c = db.connect();
+    c.batch_execute("SET statement_timeout = '20s'").unwrap();
+    for refinements in [98, 4000] {
+        let bomb = samples::refinement_bomb(7070, refinements);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            sqlstate(set(&mut c, "users,1", &bomb)),
+            "54000",
+            "{refinements} refinements in {} bytes",
+            bomb.len()
+        );
+        assert!(
+            started.elapsed().as_secs() < 2,
+            "{refinements} refinements: {:?}",
+            started.elapsed()
+        );
+    }
+    // As many passes as the limit allows, over a smaller image.
+    set(&mut c, "users,1", &samples::refinement_bomb(2000, 14)).expect("sixteen passes");
+}
+
 #[test]
 fn statement_timeout_cancels_a_long_decode() {
     let db = TestDb::new("timeout");

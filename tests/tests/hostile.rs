@@ -203,6 +203,16 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
             hidden,
             Refused,
         ));
+        // A copy of the frame header, as arithmetic-coded, that zune-jpeg
+        // skips and another reader takes for the file's, and so does not
+        // walk the scans behind it.
+        let mut hidden = samples::behind_a_hidden_frame(&whole[..len / 2]);
+        hidden.extend_from_slice(&[0xFF, 0xD9]);
+        files.push((
+            format!("{format} cut, behind a frame header an APP0 hides"),
+            hidden,
+            Refused,
+        ));
     }
     for orientation in 1..=8 {
         files.push((

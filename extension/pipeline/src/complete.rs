@@ -11,12 +11,12 @@ use crate::Error;
 
 mod jpeg;
 
-pub use jpeg::JpegFrame;
+pub use jpeg::{Walked, MAX_SCANS as MAX_JPEG_SCANS};
 
 /// What the check learnt of a whole file.
 pub enum Whole {
-    /// A JPEG, and what its frame and scans say about decoding it.
-    Jpeg(JpegFrame),
+    /// A JPEG, as the walk read it.
+    Jpeg(Walked),
     Other,
 }
 
@@ -36,21 +36,14 @@ pub fn check(
     data: &[u8],
     max_pixels: u64,
     scrutiny: Scrutiny,
+    checkpoint: &dyn Fn(),
 ) -> Result<Whole, Error> {
     let whole = match format {
         ImageFormat::Jpeg => {
             let entropy = scrutiny == Scrutiny::Upload;
-            return jpeg::walk(data, max_pixels, entropy)
+            return jpeg::walk(data, max_pixels, entropy, checkpoint)
                 .map(Whole::Jpeg)
-                .map_err(|partial| match partial {
-                    jpeg::Partial::NoMemory(bytes) => Error::OutOfMemory { bytes },
-                    jpeg::Partial::TooManyPixels(frame) => Error::TooManyPixels {
-                        width: frame.width.into(),
-                        height: frame.height.into(),
-                        limit: max_pixels,
-                    },
-                    _ => Error::Corrupt(partial.describe().into()),
-                });
+                .map_err(|partial| jpeg_error(partial, max_pixels));
         }
         ImageFormat::Gif => gif_end(data).is_some(),
         ImageFormat::WebP => riff_whole(data),
@@ -65,10 +58,31 @@ pub fn check(
     }
 }
 
+fn jpeg_error(partial: jpeg::Partial, max_pixels: u64) -> Error {
+    use jpeg::Partial as P;
+    match partial {
+        P::NoMemory(bytes) => Error::OutOfMemory { bytes },
+        P::TooManyPixels(frame) => Error::TooManyPixels {
+            width: frame.width.into(),
+            height: frame.height.into(),
+            limit: max_pixels,
+        },
+        P::TooManyScans(scans) => Error::TooManyScans {
+            scans,
+            limit: MAX_JPEG_SCANS,
+        },
+        P::TooManyPasses(blocks, limit) => Error::TooManyPasses { blocks, limit },
+        P::Unsupported(what) => Error::UnsupportedFeature(what.into()),
+        _ => Error::Corrupt(partial.describe().into()),
+    }
+}
+
 /// The frame header and scans of a whole JPEG, or `None`.
 #[cfg(test)]
-pub fn jpeg_frame(data: &[u8]) -> Option<JpegFrame> {
-    jpeg::walk(data, u64::MAX, true).ok()
+pub fn jpeg_frame(data: &[u8]) -> Option<jpeg::JpegFrame> {
+    jpeg::walk(data, u64::MAX, true, &|| {})
+        .ok()
+        .map(|w| w.frame)
 }
 
 /// The offset just past a GIF's trailer, walking its blocks: a file cut
@@ -139,12 +153,12 @@ mod tests {
     fn whole_files_pass_and_every_cut_fails() {
         for (format, whole) in files() {
             assert!(
-                check(format, &whole, u64::MAX, Scrutiny::Upload).is_ok(),
+                check(format, &whole, u64::MAX, Scrutiny::Upload, &|| {}).is_ok(),
                 "{format:?}"
             );
             for cut in 0..whole.len() {
                 assert!(
-                    check(format, &whole[..cut], u64::MAX, Scrutiny::Upload).is_err(),
+                    check(format, &whole[..cut], u64::MAX, Scrutiny::Upload, &|| {}).is_err(),
                     "{format:?} cut to {cut} of {}",
                     whole.len()
                 );
@@ -155,7 +169,7 @@ mod tests {
     #[test]
     fn a_gifs_first_frame_may_be_larger_than_its_screen() {
         let gif = samples::gif_with_screen((1, 1), (300, 200), (0, 0));
-        assert!(check(ImageFormat::Gif, &gif, u64::MAX, Scrutiny::Upload).is_ok());
+        assert!(check(ImageFormat::Gif, &gif, u64::MAX, Scrutiny::Upload, &|| {}).is_ok());
     }
 
     #[test]
@@ -164,10 +178,15 @@ mod tests {
         let ordinary = jpeg_frame(&samples::progressive_jpeg_with_scans(&image, 0))
             .unwrap()
             .scans;
-        let bomb = jpeg_frame(&samples::progressive_jpeg_with_scans(&image, 200))
+        let more = jpeg_frame(&samples::progressive_jpeg_with_scans(&image, 50))
             .unwrap()
             .scans;
-        assert_eq!(bomb, ordinary + 200);
+        assert_eq!(more, ordinary + 50);
+        let bomb = samples::progressive_jpeg_with_scans(&image, MAX_JPEG_SCANS);
+        assert!(matches!(
+            check(ImageFormat::Jpeg, &bomb, u64::MAX, Scrutiny::Upload, &|| {}),
+            Err(Error::TooManyScans { .. })
+        ));
     }
 
     #[test]
@@ -175,7 +194,7 @@ mod tests {
         for (format, mut whole) in files() {
             whole.extend_from_slice(b"camera trailer");
             assert!(
-                check(format, &whole, u64::MAX, Scrutiny::Upload).is_ok(),
+                check(format, &whole, u64::MAX, Scrutiny::Upload, &|| {}).is_ok(),
                 "{format:?}"
             );
         }
@@ -184,7 +203,14 @@ mod tests {
         let mut stray = jpeg[..2].to_vec();
         stray.extend_from_slice(b"\x00\x00");
         stray.extend_from_slice(&jpeg[2..]);
-        assert!(check(ImageFormat::Jpeg, &stray, u64::MAX, Scrutiny::Upload).is_ok());
+        assert!(check(
+            ImageFormat::Jpeg,
+            &stray,
+            u64::MAX,
+            Scrutiny::Upload,
+            &|| {}
+        )
+        .is_ok());
     }
 
     #[test]

@@ -63,10 +63,10 @@ pub fn decode(
     }
     // Before any decoder runs: a cut file is refused as a whole, rather
     // than decoded into an avatar whose lower part is grey.
-    let whole = complete::check(format, input, limits.max_input_pixels, scrutiny)?;
+    let whole = complete::check(format, input, limits.max_input_pixels, scrutiny, checkpoint)?;
     match (format, whole) {
-        (_, complete::Whole::Jpeg(frame)) => {
-            decode_jpeg(input, frame, limits, checkpoint, shrink_to)
+        (_, complete::Whole::Jpeg(walked)) => {
+            decode_jpeg(input, &walked, limits, checkpoint, shrink_to)
         }
         (ImageFormat::Png, _) => decode_png(input, limits, checkpoint),
         (ImageFormat::Gif, _) => gif::decode(input, limits, checkpoint),
@@ -190,17 +190,13 @@ fn png_error(e: png::DecodingError) -> Error {
     }
 }
 
-/// More scans than any encoder writes (mozjpeg's searched scripts stay
-/// under 64; libjpeg's default progressive script has 10), so that a file
-/// of thousands of scans, each a walk over every block inside a decoder
-/// that cannot be interrupted, is refused before decoding.
-pub const MAX_JPEG_SCANS: u32 = 100;
+pub use crate::complete::MAX_JPEG_SCANS;
 
 /// JPEG, with zune-jpeg writing RGB straight into the buffer (grey, CMYK
 /// and YCCK converted on the way), or shrunk on load.
 fn decode_jpeg(
-    input: &[u8],
-    frame: complete::JpegFrame,
+    upload: &[u8],
+    walked: &complete::Walked,
     limits: &Limits,
     checkpoint: &dyn Fn(),
     shrink_to: Option<u32>,
@@ -209,6 +205,12 @@ fn decode_jpeg(
     use zune_core::colorspace::ColorSpace;
     use zune_core::options::DecoderOptions;
 
+    // The decoders read only what the walk read.
+    let canonical = walked.canonical(upload).map_err(|_| Error::OutOfMemory {
+        bytes: upload.len(),
+    })?;
+    let input = canonical.as_slice();
+    let frame = walked.frame;
     let options = DecoderOptions::default()
         .set_strict_mode(false)
         .set_max_width(usize::from(u16::MAX))
@@ -221,22 +223,16 @@ fn decode_jpeg(
         .map(|(w, h)| (w as u32, h as u32))
         .ok_or_else(|| Error::Corrupt("JPEG without a frame header".into()))?;
     check_dimensions(width, height, limits)?;
-    let orientation = decoder
-        .exif()
-        .and_then(|exif| Orientation::from_exif_chunk(exif))
+    let orientation = walked
+        .exif
+        .clone()
+        .and_then(|at| Orientation::from_exif_chunk(&upload[at]))
         .unwrap_or(Orientation::NoTransforms);
-    // The walk and the decoder must have read one frame, or one of them
-    // was shown something the other skipped.
+    // The walk and the decoder must have read one frame.
     if (u32::from(frame.width), u32::from(frame.height)) != (width, height) {
         return Err(Error::Corrupt(
             "the frame header the decoder read is not the file's".into(),
         ));
-    }
-    if frame.scans > MAX_JPEG_SCANS {
-        return Err(Error::TooManyScans {
-            scans: frame.scans,
-            limit: MAX_JPEG_SCANS,
-        });
     }
     // A progressive decoder keeps every coefficient until the last scan; a
     // baseline one only a row of blocks.

@@ -30,6 +30,13 @@ pub enum Error {
         scans: u32,
         limit: u32,
     },
+    /// A JPEG whose scans cover more blocks between them than the pixel
+    /// limit allows: each block of a scan is a step of a decoder that
+    /// cannot be interrupted.
+    TooManyPasses {
+        blocks: u64,
+        limit: u64,
+    },
     /// Decoding would cost more than twice the pixels' RGBA buffer, in a
     /// way no reduced decode avoids (a large progressive CMYK JPEG).
     TooCostly {
@@ -75,6 +82,7 @@ impl Error {
             Error::TooManyBytes { .. }
             | Error::TooManyPixels { .. }
             | Error::TooManyScans { .. }
+            | Error::TooManyPasses { .. }
             | Error::TooCostly { .. } => Class::LimitExceeded,
             Error::OutOfMemory { .. } => Class::OutOfMemory,
             Error::Internal(_) => Class::Internal,
@@ -100,7 +108,9 @@ impl Error {
             Error::TooManyPixels { .. } => Some(
                 "Scale the image down before uploading, or raise pg_avatar.max_input_pixels (superuser only).".into(),
             ),
-            Error::TooManyScans { .. } | Error::TooCostly { .. } => Some(
+            Error::TooManyScans { .. }
+            | Error::TooManyPasses { .. }
+            | Error::TooCostly { .. } => Some(
                 "Re-save the image as a baseline (not progressive) JPEG, or scale it down.".into(),
             ),
             Error::SizeOutOfRange(_) => Some(format!(
@@ -144,6 +154,10 @@ impl fmt::Display for Error {
             Error::TooManyScans { scans, limit } => write!(
                 f,
                 "image is a JPEG of {scans} scans, over the limit of {limit}"
+            ),
+            Error::TooManyPasses { blocks, limit } => write!(
+                f,
+                "image is a JPEG whose scans cover {blocks} blocks between them, over the limit of {limit}"
             ),
             Error::TooCostly { what, bytes } => write!(
                 f,

@@ -258,3 +258,86 @@ pub fn progressive_full_chroma_jpeg(width: u16, height: u16, cmyk: bool) -> Vec<
         .expect("a progressive JPEG");
     jpeg
 }
+
+/// A progressive grey JPEG of `side` x `side` whose scans are as cheap to
+/// write and as dear to read as JPEG allows: a DC scan, an AC scan of
+/// nothing but end-of-band runs, then `refinements` AC refinement scans of
+/// the same runs, each a pass over every block for a few bytes.
+pub fn refinement_bomb(side: u16, refinements: u32) -> Vec<u8> {
+    fn segment(marker: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xFF, marker];
+        out.extend(((body.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+    fn entropy(bits: &[bool]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in bits.chunks(8) {
+            let byte = (0..8).fold(0u8, |b, i| {
+                b << 1 | u8::from(*chunk.get(i).unwrap_or(&true))
+            });
+            out.push(byte);
+            if byte == 0xFF {
+                out.push(0);
+            }
+        }
+        out
+    }
+    let blocks = u32::from(side).div_ceil(8).pow(2);
+    let mut file = vec![0xFF, 0xD8];
+    let mut quantisation = vec![0u8];
+    quantisation.extend([1u8; 64]);
+    file.extend(segment(0xDB, &quantisation));
+    let mut frame = vec![8];
+    frame.extend(side.to_be_bytes());
+    frame.extend(side.to_be_bytes());
+    frame.extend([1, 1, 0x11, 0]);
+    file.extend(segment(0xC2, &frame));
+    // A DC table whose one code, 0, means a difference of size 0; an AC
+    // table whose one code, 0, means a run of 2^14 blocks and 14 more bits.
+    let mut tables = vec![0x00, 1];
+    tables.extend([0u8; 15]);
+    tables.push(0);
+    tables.extend([0x10, 1]);
+    tables.extend([0u8; 15]);
+    tables.push(0xE0);
+    file.extend(segment(0xC4, &tables));
+    file.extend(segment(0xDA, &[1, 1, 0x00, 0, 0, 0]));
+    file.extend(entropy(&vec![false; blocks as usize]));
+    let mut runs = Vec::new();
+    let mut left = blocks;
+    while left > 0 {
+        let extra = left.saturating_sub(1 << 14).min((1 << 14) - 1);
+        runs.push(false);
+        runs.extend((0..14).rev().map(|bit| extra >> bit & 1 == 1));
+        left = left.saturating_sub((1 << 14) + extra);
+    }
+    let runs = entropy(&runs);
+    file.extend(segment(0xDA, &[1, 1, 0x00, 1, 63, 0x00]));
+    file.extend_from_slice(&runs);
+    for _ in 0..refinements {
+        file.extend(segment(0xDA, &[1, 1, 0x00, 1, 63, 0x10]));
+        file.extend_from_slice(&runs);
+    }
+    file.extend([0xFF, 0xD9]);
+    file
+}
+
+/// `jpeg` with a copy of its frame header, marked arithmetic-coded, just
+/// before its first scan, behind an APP0 of six bytes: zune-jpeg reads one
+/// byte too many of such an APP0 and so skips the copy, where a reader that
+/// honours the length takes it for the file's frame, which it is not.
+pub fn behind_a_hidden_frame(jpeg: &[u8]) -> Vec<u8> {
+    let at = |marker: u8| jpeg.windows(2).position(|w| w == [0xFF, marker]);
+    let frame = at(0xC0)
+        .or_else(|| at(0xC1))
+        .or_else(|| at(0xC2))
+        .expect("a frame header");
+    let length = usize::from(u16::from_be_bytes([jpeg[frame + 2], jpeg[frame + 3]]));
+    let scans = at(0xDA).expect("a scan");
+    let mut out = jpeg[..scans].to_vec();
+    out.extend_from_slice(b"\xFF\xE0\x00\x06JFIF\xFF\xC9");
+    out.extend_from_slice(&jpeg[frame + 2..frame + 2 + length]);
+    out.extend_from_slice(&jpeg[scans..]);
+    out
+}

@@ -334,15 +334,15 @@ fn costly_jpegs_are_refused() {
     let scans = |extra| samples::progressive_jpeg_with_scans(&samples::photo(64, 64), extra);
     let ordinary = crate::complete::jpeg_frame(&scans(0)).unwrap().scans;
     Pipeline::default()
-        .normalise(&scans(crate::decode::MAX_JPEG_SCANS - ordinary), 2048)
+        .normalise(&scans(crate::complete::MAX_JPEG_SCANS - ordinary), 2048)
         .expect("a hundred scans");
     assert_eq!(
         Pipeline::default()
-            .normalise(&scans(crate::decode::MAX_JPEG_SCANS - ordinary + 1), 2048)
+            .normalise(&scans(crate::complete::MAX_JPEG_SCANS - ordinary + 1), 2048)
             .unwrap_err(),
         Error::TooManyScans {
-            scans: crate::decode::MAX_JPEG_SCANS + 1,
-            limit: crate::decode::MAX_JPEG_SCANS
+            scans: crate::complete::MAX_JPEG_SCANS + 1,
+            limit: crate::complete::MAX_JPEG_SCANS
         }
     );
 }

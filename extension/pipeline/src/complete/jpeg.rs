@@ -15,7 +15,34 @@
 //! belongs inside entropy-coded data (restart, TEM, a stuffed zero) where a
 //! segment should begin is refused, since decoders disagree on whether such
 //! a marker has a length, and a file that reads one way here and another way
-//! in the decoder could hide its frame or its scans.
+//! in the decoder could hide its frame or its scans. For the same reason the
+//! decoders are never given the upload itself, but the file as the walk read
+//! it ([`Walked::canonical`]): the segments it checked, each with the length
+//! it honoured, and nothing else, so no reader can find anything in it that
+//! the walk did not.
+
+use std::ops::Range;
+
+/// More scans than any encoder writes (mozjpeg's searched scripts stay
+/// under 64; libjpeg's default progressive script has 10): each is a pass
+/// over every block, here and in a decoder that cannot be interrupted, so
+/// the walk stops at the one past this.
+pub const MAX_SCANS: u32 = 100;
+
+/// The blocks a file's scans may cover between them, for a pixel limit.
+/// A progressive decoder passes over every block of a scan's components
+/// once per scan, uninterruptibly, so a hundred scans of a large image take
+/// seconds whatever few bytes they hold (98 refinement scans of a 50 MP
+/// grey image, 100 KB, took 5.8 s to decode). A quarter of the limit is
+/// sixteen passes over every block of a grey image at the limit, or 5⅓
+/// over a 4:4:4 one: libjpeg's default script makes 6.5 passes over a 4:2:0
+/// image, 14 over a 4:4:4 one, and a 4:4:4 progressive file over a quarter
+/// of the limit is refused anyway, for its memory. Small images are
+/// padded to whole blocks and MCUs, so the budget never falls below
+/// sixteen passes of a 4 MP image, a tenth of a second.
+pub fn max_passes(max_pixels: u64) -> u64 {
+    (max_pixels / 4).max(1 << 20)
+}
 
 /// What a JPEG's frame header and scans say about decoding it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +55,8 @@ pub struct JpegFrame {
     pub sampling: [(u8, u8); 4],
     /// Start-of-scan markers before the end.
     pub scans: u32,
+    /// Blocks the scans cover between them: a decoder's passes.
+    pub passes: u64,
 }
 
 impl JpegFrame {
@@ -75,6 +104,15 @@ pub enum Partial {
     NoMemory(usize),
     /// Not partial, but a frame over the pixel limit.
     TooManyPixels(JpegFrame),
+    /// Not partial, but more than [`MAX_SCANS`] scans.
+    TooManyScans(u32),
+    /// Not partial, but scans covering more blocks between them, the first
+    /// figure, than [`max_passes`] allows, the second.
+    TooManyPasses(u64, u64),
+    /// A segment whose length or contents are not what JPEG defines.
+    Malformed(&'static str),
+    /// A coding process no decoder here supports.
+    Unsupported(&'static str),
 }
 
 impl Partial {
@@ -87,7 +125,49 @@ impl Partial {
             Partial::BadCode => "a scan uses a Huffman code its tables do not define",
             Partial::NoMemory(_) => "out of memory",
             Partial::TooManyPixels(_) => "over the pixel limit",
+            Partial::TooManyScans(_) => "too many scans",
+            Partial::TooManyPasses(..) => "scans covering too many blocks",
+            Partial::Malformed(what) | Partial::Unsupported(what) => what,
         }
+    }
+}
+
+/// A JPEG as the walk read it.
+pub struct Walked {
+    pub frame: JpegFrame,
+    /// Where the first EXIF segment's TIFF data is, if there is one.
+    pub exif: Option<Range<usize>>,
+    /// The segments the decoders need, in order: a marker, its contents,
+    /// and after a start-of-scan its entropy-coded data.
+    pieces: Vec<(u8, Range<usize>, Range<usize>)>,
+}
+
+impl Walked {
+    /// `data` as the decoders are given it: the start marker, the segments
+    /// the walk checked and the decoders need (frame, tables, restart
+    /// interval, Adobe's colour transform, scans with their data), each with
+    /// the length the walk honoured, and the end marker. No bytes between
+    /// segments, no segment the walk did not read.
+    pub fn canonical(&self, data: &[u8]) -> Result<Vec<u8>, Partial> {
+        let len: usize = 4 + self
+            .pieces
+            .iter()
+            .map(|(_, segment, entropy)| 4 + segment.len() + entropy.len())
+            .sum::<usize>();
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| Partial::NoMemory(len))?;
+        out.extend_from_slice(&[0xFF, 0xD8]);
+        for (marker, segment, entropy) in &self.pieces {
+            // Lengths were read from two bytes, so they fit in two.
+            let length = (segment.len() + 2) as u16;
+            out.extend_from_slice(&[0xFF, *marker]);
+            out.extend_from_slice(&length.to_be_bytes());
+            out.extend_from_slice(&data[segment.clone()]);
+            out.extend_from_slice(&data[entropy.clone()]);
+        }
+        out.extend_from_slice(&[0xFF, 0xD9]);
+        Ok(out)
     }
 }
 
@@ -96,15 +176,28 @@ impl Partial {
 /// is not looked at. A frame of more than `max_pixels` ends the walk, before
 /// anything is allocated for it. Without `entropy`, for files pg_avatar
 /// wrote itself, the scans' codes are not walked: that is a third of the
-/// time of decoding them.
-pub fn walk(data: &[u8], max_pixels: u64, entropy: bool) -> Result<JpegFrame, Partial> {
+/// time of decoding them. `checkpoint` is called between scans and every
+/// few thousand blocks, so a long walk can be cancelled.
+pub fn walk(
+    data: &[u8],
+    max_pixels: u64,
+    entropy: bool,
+    checkpoint: &dyn Fn(),
+) -> Result<Walked, Partial> {
     if data.get(..2) != Some(&[0xFF, 0xD8][..]) {
         return Err(Partial::Cut);
     }
     let mut state = State {
         entropy,
+        max_passes: max_passes(max_pixels),
         ..State::default()
     };
+    let mut walked = Walked {
+        frame: JpegFrame::default(),
+        exif: None,
+        pieces: Vec::new(),
+    };
+    let mut adobe = false;
     let mut i = 2;
     loop {
         i += find(data, i, |b| b == 0xFF)?;
@@ -112,7 +205,10 @@ pub fn walk(data: &[u8], max_pixels: u64, entropy: bool) -> Result<JpegFrame, Pa
         let marker = data[i];
         i += 1;
         match marker {
-            0xD9 => return state.finish(),
+            0xD9 => {
+                walked.frame = state.finish()?;
+                return Ok(walked);
+            }
             0x00 | 0x01 | 0xD0..=0xD7 => return Err(Partial::StrayMarker),
             _ => {}
         }
@@ -123,18 +219,32 @@ pub fn walk(data: &[u8], max_pixels: u64, entropy: bool) -> Result<JpegFrame, Pa
         if len < 2 {
             return Err(Partial::Cut);
         }
-        let segment = data.get(i + 2..i + len).ok_or(Partial::Cut)?;
+        let at = i + 2..i + len;
+        let segment = data.get(at.clone()).ok_or(Partial::Cut)?;
         i += len;
+        let mut kept = true;
+        let mut scan = i..i;
         match marker {
-            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                state.frame(marker, segment);
+            0xC0..=0xC2 => {
+                state.frame(marker, segment)?;
                 let frame = state.frame;
                 if u64::from(frame.width) * u64::from(frame.height) > max_pixels {
                     return Err(Partial::TooManyPixels(frame));
                 }
             }
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                return Err(Partial::Unsupported(
+                    "an arithmetic-coded, lossless or hierarchical JPEG",
+                ))
+            }
             0xC4 => state.tables(segment)?,
-            0xDD => state.restart_interval = segment.get(..2).map_or(0, be16),
+            0xDB => quantisation_tables(segment)?,
+            0xDD => {
+                if segment.len() != 2 {
+                    return Err(Partial::Malformed("a restart interval of the wrong length"));
+                }
+                state.restart_interval = be16(segment);
+            }
             0xDA => {
                 // The entropy-coded data runs to the first marker that is
                 // neither a stuffed zero nor a restart.
@@ -147,11 +257,40 @@ pub fn walk(data: &[u8], max_pixels: u64, entropy: bool) -> Result<JpegFrame, Pa
                         _ => break,
                     }
                 }
-                state.scan(segment, &data[start..i])?;
+                checkpoint();
+                state.scan(segment, &data[start..i], checkpoint)?;
+                scan = start..i;
             }
-            _ => {}
+            // Adobe's: whether four components are CMYK or YCCK.
+            0xEE if !adobe && segment.starts_with(b"Adobe") && segment.len() >= 12 => adobe = true,
+            0xE1 => {
+                kept = false;
+                if walked.exif.is_none() && segment.starts_with(b"Exif\0\0") {
+                    walked.exif = Some(at.start + 6..at.end);
+                }
+            }
+            _ => kept = false,
+        }
+        if kept {
+            walked.pieces.push((marker, at, scan));
         }
     }
+}
+
+/// A DQT segment holds whole tables and nothing else: a decoder reads them
+/// by their contents, not by the segment's length.
+fn quantisation_tables(mut segment: &[u8]) -> Result<(), Partial> {
+    while let Some((&which, rest)) = segment.split_first() {
+        let (precision, slot) = (which >> 4, which & 0x0F);
+        if precision > 1 || slot > 3 {
+            return Err(Partial::Malformed("a quantisation table of no known kind"));
+        }
+        let size = 64 * (usize::from(precision) + 1);
+        segment = rest.get(size..).ok_or(Partial::Malformed(
+            "a quantisation table longer than its segment",
+        ))?;
+    }
+    Ok(())
 }
 
 fn find(data: &[u8], from: usize, what: impl Fn(u8) -> bool) -> Result<usize, Partial> {
@@ -176,6 +315,7 @@ struct Component {
 struct State {
     /// Whether scans' codes are walked.
     entropy: bool,
+    max_passes: u64,
     frame: JpegFrame,
     /// The coding process, by SOF marker, once a frame header is read.
     sof: Option<u8>,
@@ -193,9 +333,13 @@ struct State {
 }
 
 impl State {
-    fn frame(&mut self, marker: u8, segment: &[u8]) {
-        if segment.len() < 6 {
-            return;
+    fn frame(&mut self, marker: u8, segment: &[u8]) -> Result<(), Partial> {
+        if self.sof.is_some() {
+            return Err(Partial::Malformed("two frame headers"));
+        }
+        let count = usize::from(*segment.get(5).ok_or(Partial::Cut)?);
+        if !(1..=4).contains(&count) || segment.len() != 6 + 3 * count {
+            return Err(Partial::Malformed("a frame header of the wrong length"));
         }
         self.sof = Some(marker);
         self.frame.progressive = matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE);
@@ -212,6 +356,11 @@ impl State {
             };
             self.frame.sampling[i] = (component.h, component.v);
         }
+        let ids = &self.ids[..count];
+        if (1..count).any(|i| ids[..i].iter().any(|c| c.id == ids[i].id)) {
+            return Err(Partial::Malformed("two frame components of one id"));
+        }
+        Ok(())
     }
 
     fn tables(&mut self, mut segment: &[u8]) -> Result<(), Partial> {
@@ -232,18 +381,27 @@ impl State {
         Ok(())
     }
 
-    fn scan(&mut self, header: &[u8], entropy: &[u8]) -> Result<(), Partial> {
+    fn scan(
+        &mut self,
+        header: &[u8],
+        entropy: &[u8],
+        checkpoint: &dyn Fn(),
+    ) -> Result<(), Partial> {
         self.frame.scans = self.frame.scans.saturating_add(1);
+        if self.frame.scans > MAX_SCANS {
+            return Err(Partial::TooManyScans(self.frame.scans));
+        }
         let Some(sof) = self.sof else {
             return Err(Partial::MissingScans);
         };
         let count = usize::from(*header.first().ok_or(Partial::Cut)?);
-        let selectors = header.get(1..1 + 2 * count).ok_or(Partial::Cut)?;
-        let spectral = header
-            .get(1 + 2 * count..4 + 2 * count)
-            .ok_or(Partial::Cut)?;
+        if !(1..=4).contains(&count) || header.len() != 4 + 2 * count {
+            return Err(Partial::Malformed("a scan header of the wrong length"));
+        }
+        let selectors = &header[1..1 + 2 * count];
+        let spectral = &header[1 + 2 * count..];
         let (start, end) = (spectral[0], spectral[1]);
-        let low = spectral[2] & 0x0F;
+        let (high, low) = (spectral[2] >> 4, spectral[2] & 0x0F);
         let frame_components = usize::from(self.frame.components.min(4));
         let mut members = Vec::with_capacity(count);
         for pair in selectors.chunks_exact(2) {
@@ -251,13 +409,15 @@ impl State {
                 .iter()
                 .position(|c| c.id == pair[0])
                 .ok_or(Partial::MissingScans)?;
+            if members.iter().any(|&(m, _, _)| m == index) {
+                return Err(Partial::Malformed("a scan of one component twice"));
+            }
             members.push((
                 index,
                 usize::from(pair[1] >> 4),
                 usize::from(pair[1] & 0x0F),
             ));
         }
-        let high = spectral[2] >> 4;
         let coding = match sof {
             // Huffman-coded, sequential: every block's codes must be there.
             0xC0 | 0xC1 => {
@@ -267,7 +427,19 @@ impl State {
                 Coding::Sequential
             }
             0xC2 => {
-                if start <= end && end < 64 && low == 0 {
+                // What JPEG allows a progressive scan (G.1.1.1.1): DC alone,
+                // or one component's band of AC; each refinement one bit.
+                let band_ok = if start == 0 {
+                    end == 0
+                } else {
+                    count == 1 && start <= end && end < 64
+                };
+                if !band_ok || (high != 0 && high != low + 1) || low > 13 {
+                    return Err(Partial::Malformed(
+                        "a progressive scan JPEG does not define",
+                    ));
+                }
+                if low == 0 {
                     let band = (u64::MAX >> (63 - (end - start))) << start;
                     for &(index, _, _) in &members {
                         self.precise[index] |= band;
@@ -284,10 +456,57 @@ impl State {
             // decoder here supports them, and each refuses the file itself.
             _ => return Ok(()),
         };
+        let Some(layout) = self.layout(&members) else {
+            return Ok(());
+        };
+        let blocks: u64 = layout
+            .per_unit
+            .iter()
+            .map(|&(_, _, count)| u64::from(count))
+            .sum();
+        self.frame.passes = self.frame.passes.saturating_add(layout.units * blocks);
+        if self.frame.passes > self.max_passes {
+            return Err(Partial::TooManyPasses(self.frame.passes, self.max_passes));
+        }
         if !self.entropy {
             return Ok(());
         }
-        self.walk_scan(&members, entropy, coding)
+        self.walk_scan(&members, layout, entropy, coding, checkpoint)
+    }
+
+    /// A scan's MCUs, and for each member its tables and blocks per MCU;
+    /// `None` while the frame has no height (DNL, which decoders refuse).
+    fn layout(&self, members: &[(usize, usize, usize)]) -> Option<Layout> {
+        let frame_components = usize::from(self.frame.components.min(4));
+        let sampling: Vec<(u8, u8)> = self.ids[..frame_components]
+            .iter()
+            .map(|c| (c.h, c.v))
+            .collect();
+        let (max_h, max_v) = max_sampling(&sampling);
+        let (width, height) = (u32::from(self.frame.width), u32::from(self.frame.height));
+        if width == 0 || height == 0 {
+            return None;
+        }
+        // A scan of one component covers its own blocks, one per unit;
+        // an interleaved one whole MCUs.
+        if let [(index, dc, ac)] = members {
+            let (h, v) = sampling[*index];
+            let units = blocks(width, h, max_h) * blocks(height, v, max_v);
+            return Some(Layout {
+                units,
+                per_unit: vec![(*dc, *ac, 1)],
+            });
+        }
+        let units = u64::from(width).div_ceil(8 * u64::from(max_h))
+            * u64::from(height).div_ceil(8 * u64::from(max_v));
+        let per_unit = members
+            .iter()
+            .map(|&(index, dc, ac)| {
+                let (h, v) = sampling[index];
+                (dc, ac, u32::from(h) * u32::from(v))
+            })
+            .collect();
+        Some(Layout { units, per_unit })
     }
 
     /// The walk's end, at the end-of-image marker.
@@ -309,38 +528,11 @@ impl State {
     fn walk_scan(
         &mut self,
         members: &[(usize, usize, usize)],
+        Layout { units, per_unit }: Layout,
         entropy: &[u8],
         coding: Coding,
+        checkpoint: &dyn Fn(),
     ) -> Result<(), Partial> {
-        let frame_components = usize::from(self.frame.components.min(4));
-        let sampling: Vec<(u8, u8)> = self.ids[..frame_components]
-            .iter()
-            .map(|c| (c.h, c.v))
-            .collect();
-        let (max_h, max_v) = max_sampling(&sampling);
-        let (width, height) = (u32::from(self.frame.width), u32::from(self.frame.height));
-        if width == 0 || height == 0 {
-            // The height comes later (DNL), which the decoders refuse.
-            return Ok(());
-        }
-        // Blocks per MCU for each member, and MCUs in the scan.
-        let (units, per_unit): (u64, Vec<(usize, usize, u32)>) = if let [(index, dc, ac)] = members
-        {
-            let (h, v) = sampling[*index];
-            let units = blocks(width, h, max_h) * blocks(height, v, max_v);
-            (units, vec![(*dc, *ac, 1)])
-        } else {
-            let units = u64::from(width).div_ceil(8 * u64::from(max_h))
-                * u64::from(height).div_ceil(8 * u64::from(max_v));
-            let blocks = members
-                .iter()
-                .map(|&(index, dc, ac)| {
-                    let (h, v) = sampling[index];
-                    (dc, ac, u32::from(h) * u32::from(v))
-                })
-                .collect();
-            (units, blocks)
-        };
         // An AC scan has one component, whose blocks are in raster order:
         // which of their coefficients are non-zero so far decides how a
         // refinement of them is read.
@@ -399,11 +591,21 @@ impl State {
                     }
                 }
                 unit += 1;
+                if unit % 4096 == 0 {
+                    checkpoint();
+                }
             }
             left -= interval.min(left);
         }
         Ok(())
     }
+}
+
+/// A scan's coding units (MCUs, or one component's blocks), and for each
+/// member its DC and AC table and how many blocks it has in a unit.
+struct Layout {
+    units: u64,
+    per_unit: Vec<(usize, usize, u32)>,
 }
 
 /// What a scan codes, and so how each of its blocks is read.
@@ -541,12 +743,16 @@ fn ac_refinement(
         }
     }
     if *eob_run > 0 {
-        // The rest of the band of a block in an end-of-band run.
-        while k <= end {
-            if known(*nonzero, k) {
-                bits.skip(1)?;
+        // The rest of the band of a block in an end-of-band run: a
+        // correction bit for each value already non-zero.
+        if k <= end {
+            let rest = (u64::MAX >> (63 - (end - k))) << k;
+            let mut corrections = (*nonzero & rest).count_ones();
+            while corrections > 0 {
+                let n = corrections.min(32);
+                bits.skip(n)?;
+                corrections -= n;
             }
-            k += 1;
         }
         *eob_run -= 1;
     }
@@ -787,7 +993,9 @@ mod tests {
     #[test]
     fn whole_files_of_every_kind_are_read_to_their_end() {
         for (name, jpeg) in encoded() {
-            let frame = walk(&jpeg, u64::MAX, true).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let frame = walk(&jpeg, u64::MAX, true, &|| {})
+                .map(|w| w.frame)
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
             assert!(frame.width > 0 && frame.scans > 0, "{name}");
         }
     }
@@ -805,7 +1013,9 @@ mod tests {
                 let mut closed = jpeg[..cut].to_vec();
                 closed.extend_from_slice(&[0xFF, 0xD9]);
                 assert!(
-                    walk(&closed, u64::MAX, true).is_err(),
+                    walk(&closed, u64::MAX, true, &|| {})
+                        .map(|w| w.frame)
+                        .is_err(),
                     "{name}: cut at {cut} of {} and closed again",
                     jpeg.len()
                 );
@@ -824,11 +1034,115 @@ mod tests {
             let mut closed = jpeg[..next].to_vec();
             closed.extend_from_slice(&[0xFF, 0xD9]);
             assert_eq!(
-                walk(&closed, u64::MAX, true),
+                walk(&closed, u64::MAX, true, &|| {}).map(|w| w.frame),
                 Err(Partial::MissingScans),
                 "closed before the scan at {next}"
             );
         }
+    }
+
+    /// A frame header behind a segment a decoder misreads: zune-jpeg reads
+    /// five bytes of any APP0 longer than five, one past an APP0 of six, and
+    /// skipped the frame header that followed as stray bytes.
+    #[test]
+    fn a_frame_header_is_a_frame_header_wherever_it_stands() {
+        let (_, jpeg) = encoded().remove(0);
+        let mut hidden = jpeg[..2].to_vec();
+        hidden.extend_from_slice(b"\xFF\xE0\x00\x06JFIF");
+        hidden.extend_from_slice(&[0xFF, 0xC9, 0, 11, 8, 0, 45, 0, 77, 1, 1, 0x11, 0]);
+        hidden.extend_from_slice(&jpeg[2..]);
+        assert!(matches!(
+            walk(&hidden, u64::MAX, true, &|| {}),
+            Err(Partial::Unsupported(_))
+        ));
+        let mut twice = jpeg[..2].to_vec();
+        let sof = (0..jpeg.len() - 1)
+            .find(|&i| jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0)
+            .unwrap();
+        let len = usize::from(be16(&jpeg[sof + 2..]));
+        twice.extend_from_slice(&jpeg[sof..sof + 2 + len]);
+        twice.extend_from_slice(&jpeg[2..]);
+        assert_eq!(
+            walk(&twice, u64::MAX, true, &|| {}).err(),
+            Some(Partial::Malformed("two frame headers"))
+        );
+    }
+
+    /// The decoders get the segments the walk read and nothing else: what
+    /// stood between them, or in segments they do not need, is gone, and
+    /// the pixels are the same.
+    #[test]
+    fn the_canonical_file_is_what_the_walk_read() {
+        for (name, jpeg) in encoded() {
+            let mut noisy = jpeg[..2].to_vec();
+            noisy.extend_from_slice(b"\xFF\xFE\x00\x07hello");
+            noisy.extend_from_slice(b"\xFF\xE0\x00\x06JFIF");
+            noisy.extend_from_slice(b"stray");
+            noisy.extend_from_slice(&jpeg[2..]);
+            let walked = walk(&noisy, u64::MAX, true, &|| {}).unwrap();
+            let canonical = walked.canonical(&noisy).unwrap();
+            assert!(
+                !canonical.windows(4).any(|w| w == b"JFIF" || w == b"hell"),
+                "{name}"
+            );
+            let again = walk(&canonical, u64::MAX, true, &|| {})
+                .unwrap()
+                .canonical(&canonical)
+                .unwrap();
+            assert_eq!(
+                again, canonical,
+                "{name}: canonical twice is canonical once"
+            );
+            let decode = |file: &[u8]| {
+                image::load_from_memory(file)
+                    .map(|i| i.to_rgb8().into_raw())
+                    .ok()
+            };
+            assert_eq!(decode(&canonical), decode(&jpeg), "{name}");
+        }
+    }
+
+    /// Past a hundred scans the walk stops, whatever they hold, and a long
+    /// walk checks in between its blocks.
+    #[test]
+    fn scans_are_counted_and_the_walk_checks_in() {
+        let bomb = samples::refinement_bomb(512, MAX_SCANS);
+        assert_eq!(
+            walk(&bomb, u64::MAX, true, &|| {}).err(),
+            Some(Partial::TooManyScans(MAX_SCANS + 1))
+        );
+        // A file at the pixel limit may pass over its blocks sixteen times,
+        // not a hundred; an encoder's progressive file passes far fewer.
+        let at_limit = |file: &[u8], pixels| walk(file, pixels, true, &|| {}).map(|w| w.frame);
+        let (side, limit) = (2048, 2048 * 2048);
+        let bomb = samples::refinement_bomb(side, 16);
+        assert_eq!(
+            at_limit(&bomb, limit).err(),
+            Some(Partial::TooManyPasses(17 * 256 * 256, limit / 4))
+        );
+        assert_eq!(
+            at_limit(&samples::refinement_bomb(side, 14), limit)
+                .unwrap()
+                .passes,
+            16 * 256 * 256
+        );
+        for (name, jpeg) in encoded() {
+            let frame = walk(&jpeg, u64::MAX, true, &|| {}).unwrap().frame;
+            let luma = blocks(frame.width.into(), 1, 1) * blocks(frame.height.into(), 1, 1);
+            // Scaled up to the largest it is accepted at: the limit, or a
+            // quarter of it for a progressive file of several components
+            // at full resolution (libjpeg's CMYK makes 24 passes).
+            let full = frame.sampling[..usize::from(frame.components)]
+                .iter()
+                .all(|&f| f == (1, 1));
+            let quarter = frame.progressive && frame.components > 1 && full;
+            let allowed = if quarter { 64 } else { 16 };
+            assert!(frame.passes <= allowed * luma, "{name}: {frame:?}");
+        }
+        let calls = std::cell::Cell::new(0);
+        let file = samples::refinement_bomb(2048, 10);
+        walk(&file, u64::MAX, true, &|| calls.set(calls.get() + 1)).unwrap();
+        assert!(calls.get() > 12 * 16, "{} calls", calls.get());
     }
 
     /// A marker that only belongs in a scan, where a segment should begin:
@@ -858,7 +1172,7 @@ mod tests {
             ("a stuffed zero", insert(2, &[0xFF, 0x00])),
         ] {
             assert_eq!(
-                walk(&file, u64::MAX, true),
+                walk(&file, u64::MAX, true, &|| {}).map(|w| w.frame),
                 Err(Partial::StrayMarker),
                 "{what}"
             );
