@@ -214,6 +214,40 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
             Refused,
         ));
     }
+    // Layouts the walk must refuse for the decoders' sake: a sampling that
+    // made zune-jpeg index out of its buffers (a panic, XX000), a file of
+    // four million empty table segments, each one more entry in the walk's
+    // record of the file, and fill bytes before a stuffed zero, which one
+    // reader counts as data and another skips.
+    files.push((
+        "JPEG of Y 1x1, Cb 2x2 and Cr 1x1, a scan each".into(),
+        samples::blank_jpeg(37, 29, &[(1, 1), (2, 2), (1, 1)], &[&[0], &[1], &[2]]),
+        Refused,
+    ));
+    let small = samples::blank_jpeg(8, 8, &[(1, 1)], &[&[0]]);
+    let mut flood = small[..2].to_vec();
+    while flood.len() + small.len() + 4 <= 16 << 20 {
+        flood.extend_from_slice(&[0xFF, 0xC4, 0, 2]);
+    }
+    flood.extend_from_slice(&small[2..]);
+    files.push((
+        "8x8 JPEG behind four million empty Huffman segments".into(),
+        flood,
+        Refused,
+    ));
+    let (_, baseline) = complete_files().remove(0);
+    let scan = baseline.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let stuffed = (scan + 2..baseline.len() - 1)
+        .find(|&i| baseline[i..i + 2] == [0xFF, 0x00])
+        .expect("a stuffed zero");
+    let mut filled = baseline[..stuffed].to_vec();
+    filled.push(0xFF);
+    filled.extend_from_slice(&baseline[stuffed..]);
+    files.push((
+        "JPEG with a fill byte inside a scan".into(),
+        filled,
+        Refused,
+    ));
     for orientation in 1..=8 {
         files.push((
             format!("EXIF orientation {orientation}"),

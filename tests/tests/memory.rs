@@ -123,6 +123,17 @@ fn an_upload_costs_at_most_twice_its_rgba_pixels() {
                 Some("54000"),
             ),
         ),
+        // Sequential, but in a scan per component: zune-jpeg then holds
+        // every coefficient, as for a progressive file.
+        (
+            "CMYK JPEG in a scan per component",
+            (
+                8000,
+                6250,
+                samples::blank_jpeg(8000, 6250, &[(1, 1); 4], &[&[0], &[1], &[2], &[3]]),
+                Some("54000"),
+            ),
+        ),
         // The walk must read the frame the decoder reads, or it would not
         // know the file for progressive, nor what it costs.
         (

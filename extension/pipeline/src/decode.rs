@@ -234,9 +234,10 @@ fn decode_jpeg(
             "the frame header the decoder read is not the file's".into(),
         ));
     }
-    // A progressive decoder keeps every coefficient until the last scan; a
+    // A progressive decoder keeps every coefficient until the last scan
+    // (and so does zune-jpeg's of a sequential file split into scans); a
     // baseline one only a row of blocks.
-    let coefficients = if frame.progressive {
+    let coefficients = if frame.holds_coefficients() {
         usize::try_from(frame.coefficient_bytes(width, height))
             .map_err(|_| Error::OutOfMemory { bytes: usize::MAX })?
     } else {
@@ -254,11 +255,15 @@ fn decode_jpeg(
     // it costs at most 9 bytes a pixel of a quarter of the limit, a
     // quarter of what the largest accepted input may.
     let peak = coefficients as u64 + 3 * pixels as u64;
-    if frame.progressive && peak > 8 * pixels as u64 && pixels as u64 > limits.max_input_pixels / 4
-    {
+    if peak > 8 * pixels as u64 && pixels as u64 > limits.max_input_pixels / 4 {
+        let kind = if frame.progressive {
+            "progressive"
+        } else {
+            "sequential, in scans of some components each,"
+        };
         return Err(Error::TooCostly {
             what: format!(
-                "a progressive JPEG of {} components at full resolution",
+                "a {kind} JPEG of {} components, holding every coefficient",
                 frame.components
             ),
             bytes: peak,

@@ -259,30 +259,34 @@ pub fn progressive_full_chroma_jpeg(width: u16, height: u16, cmyk: bool) -> Vec<
     jpeg
 }
 
+/// A JPEG marker segment.
+fn segment(marker: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0xFF, marker];
+    out.extend(((body.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Bits as entropy-coded data: stuffed, padded with ones.
+fn entropy(bits: &[bool]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in bits.chunks(8) {
+        let byte = (0..8).fold(0u8, |b, i| {
+            b << 1 | u8::from(*chunk.get(i).unwrap_or(&true))
+        });
+        out.push(byte);
+        if byte == 0xFF {
+            out.push(0);
+        }
+    }
+    out
+}
+
 /// A progressive grey JPEG of `side` x `side` whose scans are as cheap to
 /// write and as dear to read as JPEG allows: a DC scan, an AC scan of
 /// nothing but end-of-band runs, then `refinements` AC refinement scans of
 /// the same runs, each a pass over every block for a few bytes.
 pub fn refinement_bomb(side: u16, refinements: u32) -> Vec<u8> {
-    fn segment(marker: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![0xFF, marker];
-        out.extend(((body.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(body);
-        out
-    }
-    fn entropy(bits: &[bool]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for chunk in bits.chunks(8) {
-            let byte = (0..8).fold(0u8, |b, i| {
-                b << 1 | u8::from(*chunk.get(i).unwrap_or(&true))
-            });
-            out.push(byte);
-            if byte == 0xFF {
-                out.push(0);
-            }
-        }
-        out
-    }
     let blocks = u32::from(side).div_ceil(8).pow(2);
     let mut file = vec![0xFF, 0xD8];
     let mut quantisation = vec![0u8];
@@ -340,4 +344,64 @@ pub fn behind_a_hidden_frame(jpeg: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&jpeg[frame + 2..frame + 2 + length]);
     out.extend_from_slice(&jpeg[scans..]);
     out
+}
+
+/// A sequential JPEG of grey, all-zero blocks, built by hand for layouts
+/// no encoder writes: components of the given sampling factors (ids from
+/// 1; four are CMYK, with Adobe's marker saying so), coded in the given
+/// scans, each a list of component indices.
+pub fn blank_jpeg(width: u16, height: u16, sampling: &[(u8, u8)], scans: &[&[usize]]) -> Vec<u8> {
+    let mut file = vec![0xFF, 0xD8];
+    if sampling.len() == 4 {
+        file.extend(segment(0xEE, b"Adobe\0\x64\0\0\0\0\0"));
+    }
+    let mut quantisation = vec![0u8];
+    quantisation.extend([1u8; 64]);
+    file.extend(segment(0xDB, &quantisation));
+    let mut frame = vec![8];
+    frame.extend(height.to_be_bytes());
+    frame.extend(width.to_be_bytes());
+    frame.push(sampling.len() as u8);
+    for (id, &(h, v)) in (1u8..).zip(sampling) {
+        frame.extend([id, h << 4 | v, 0]);
+    }
+    file.extend(segment(0xC0, &frame));
+    // One code each, 0: a DC difference of size 0, an AC end-of-block.
+    let mut tables = vec![0x00, 1];
+    tables.extend([0u8; 15]);
+    tables.push(0);
+    tables.extend([0x10, 1]);
+    tables.extend([0u8; 15]);
+    tables.push(0);
+    file.extend(segment(0xC4, &tables));
+    let max_h = sampling.iter().map(|f| f.0).max().unwrap_or(1);
+    let max_v = sampling.iter().map(|f| f.1).max().unwrap_or(1);
+    let along = |extent: u16, factor: u8, max: u8| {
+        (u64::from(extent) * u64::from(factor))
+            .div_ceil(u64::from(max))
+            .div_ceil(8)
+    };
+    for scan in scans {
+        let mut header = vec![scan.len() as u8];
+        for &c in *scan {
+            header.extend([c as u8 + 1, 0x00]);
+        }
+        header.extend([0, 63, 0]);
+        file.extend(segment(0xDA, &header));
+        let blocks = if let [c] = scan {
+            let (h, v) = sampling[*c];
+            along(width, h, max_h) * along(height, v, max_v)
+        } else {
+            let units = along(width, 1, 1).div_ceil(u64::from(max_h))
+                * along(height, 1, 1).div_ceil(u64::from(max_v));
+            let per_unit: u64 = scan
+                .iter()
+                .map(|&c| u64::from(sampling[c].0 * sampling[c].1))
+                .sum();
+            units * per_unit
+        };
+        file.extend(entropy(&vec![false; 2 * blocks as usize]));
+    }
+    file.extend([0xFF, 0xD9]);
+    file
 }

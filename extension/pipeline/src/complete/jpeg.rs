@@ -29,6 +29,12 @@ use std::ops::Range;
 /// the walk stops at the one past this.
 pub const MAX_SCANS: u32 = 100;
 
+/// Segments the decoders are given (frame, tables, restart intervals,
+/// scans): an encoder writes a few tables and a restart interval, and at
+/// most a table before each scan. The walk's record of them is bounded,
+/// since a file of 16 MiB holds four million empty ones.
+const MAX_SEGMENTS: usize = 8 * MAX_SCANS as usize;
+
 /// The blocks a file's scans may cover between them, for a pixel limit.
 /// A progressive decoder passes over every block of a scan's components
 /// once per scan, uninterruptibly, so a hundred scans of a large image take
@@ -57,9 +63,18 @@ pub struct JpegFrame {
     pub scans: u32,
     /// Blocks the scans cover between them: a decoder's passes.
     pub passes: u64,
+    /// A sequential frame whose first scan leaves out a component.
+    pub split: bool,
 }
 
 impl JpegFrame {
+    /// Whether a decoder holds every coefficient until the last scan: in a
+    /// progressive file, and in a sequential one split into scans that
+    /// each leave a component out (zune-jpeg then buffers them all).
+    pub fn holds_coefficients(&self) -> bool {
+        self.progressive || self.split
+    }
+
     /// The bytes a progressive decoder holds for every coefficient of a
     /// `width` x `height` image until its last scan: 64 of 2 bytes a block,
     /// in each component at its own resolution.
@@ -71,6 +86,23 @@ impl JpegFrame {
             .map(|&(h, v)| blocks(width, h, max_h) * blocks(height, v, max_v) * 128)
             .sum()
     }
+}
+
+/// The samplings the decoders here upsample correctly: factors of 1, 2 or
+/// 4, every component either at the frame's full resolution or at one
+/// common reduced one that divides it (4:4:4, 4:2:2, 4:2:0, 4:4:0, 4:1:1,
+/// CMYK with K at full resolution). zune-jpeg indexed out of its buffers
+/// on others, such as Y 1x1 with Cb 2x2 and Cr 1x1: it panicked, which
+/// PostgreSQL survives, but a panic is a bug no file should reach.
+fn sampling_decodes(components: &[(u8, u8)]) -> bool {
+    let factor = |f: u8| (1..=4).contains(&f) && f != 3;
+    if components.is_empty() || !components.iter().all(|&(h, v)| factor(h) && factor(v)) {
+        return false;
+    }
+    let (h, v) = max_sampling(components);
+    let mut reduced = components.iter().filter(|&&c| c != (h, v));
+    let first = reduced.clone().next().copied();
+    first.is_none_or(|(rh, rv)| h % rh == 0 && v % rv == 0) && reduced.all(|&c| Some(c) == first)
 }
 
 fn max_sampling(components: &[(u8, u8)]) -> (u8, u8) {
@@ -199,7 +231,12 @@ pub fn walk(
     };
     let mut adobe = false;
     let mut i = 2;
+    let mut segments = 0u32;
     loop {
+        segments = segments.wrapping_add(1);
+        if segments.is_multiple_of(4096) {
+            checkpoint();
+        }
         i += find(data, i, |b| b == 0xFF)?;
         i += find(data, i, |b| b != 0xFF)?;
         let marker = data[i];
@@ -253,6 +290,12 @@ pub fn walk(
                     i += find(data, i, |b| b == 0xFF)?;
                     let after = i + find(data, i, |b| b != 0xFF)?;
                     match data[after] {
+                        // Fill bytes belong only before a marker that ends
+                        // a scan: before a stuffed zero or a restart, one
+                        // reader counts them as data and another skips them.
+                        0x00 | 0xD0..=0xD7 if after > i + 1 => {
+                            return Err(Partial::Malformed("fill bytes inside a scan"))
+                        }
                         0x00 | 0xD0..=0xD7 => i = after + 1,
                         _ => break,
                     }
@@ -272,6 +315,11 @@ pub fn walk(
             _ => kept = false,
         }
         if kept {
+            if walked.pieces.len() >= MAX_SEGMENTS {
+                return Err(Partial::Malformed(
+                    "more table and scan segments than any encoder writes",
+                ));
+            }
             walked.pieces.push((marker, at, scan));
         }
     }
@@ -280,6 +328,9 @@ pub fn walk(
 /// A DQT segment holds whole tables and nothing else: a decoder reads them
 /// by their contents, not by the segment's length.
 fn quantisation_tables(mut segment: &[u8]) -> Result<(), Partial> {
+    if segment.is_empty() {
+        return Err(Partial::Malformed("a quantisation segment of no tables"));
+    }
     while let Some((&which, rest)) = segment.split_first() {
         let (precision, slot) = (which >> 4, which & 0x0F);
         if precision > 1 || slot > 3 {
@@ -351,8 +402,8 @@ impl State {
             let factors = segment.get(at + 1).copied().unwrap_or(0x11);
             *component = Component {
                 id: segment.get(at).copied().unwrap_or(0),
-                h: (factors >> 4).clamp(1, 4),
-                v: (factors & 0x0F).clamp(1, 4),
+                h: factors >> 4,
+                v: factors & 0x0F,
             };
             self.frame.sampling[i] = (component.h, component.v);
         }
@@ -360,11 +411,29 @@ impl State {
         if (1..count).any(|i| ids[..i].iter().any(|c| c.id == ids[i].id)) {
             return Err(Partial::Malformed("two frame components of one id"));
         }
+        if !sampling_decodes(&self.frame.sampling[..count]) {
+            return Err(Partial::Unsupported(
+                "a JPEG sampled in a way no encoder writes",
+            ));
+        }
         Ok(())
     }
 
     fn tables(&mut self, mut segment: &[u8]) -> Result<(), Partial> {
-        while let Some((&which, rest)) = segment.split_first() {
+        if segment.is_empty() {
+            return Err(Partial::Malformed("a Huffman segment of no tables"));
+        }
+        // One table per class and destination is all a segment can mean;
+        // more is work for every reader, and only an attacker writes it.
+        for defined in 0.. {
+            let Some((&which, rest)) = segment.split_first() else {
+                break;
+            };
+            if defined == 8 {
+                return Err(Partial::Malformed(
+                    "a Huffman segment of more than eight tables",
+                ));
+            }
             let counts: [u8; 16] = rest
                 .get(..16)
                 .and_then(|c| c.try_into().ok())
@@ -412,11 +481,26 @@ impl State {
             if members.iter().any(|&(m, _, _)| m == index) {
                 return Err(Partial::Malformed("a scan of one component twice"));
             }
+            // Tables have four destinations in each class.
+            if pair[1] >> 4 > 3 || pair[1] & 0x0F > 3 {
+                return Err(Partial::BadCode);
+            }
             members.push((
                 index,
                 usize::from(pair[1] >> 4),
                 usize::from(pair[1] & 0x0F),
             ));
+        }
+        if self.frame.scans == 1 {
+            self.frame.split = !self.frame.progressive && count < frame_components;
+            // Decoded a scan at a time, such a frame must have its first
+            // component at full resolution, or zune-jpeg misreads it.
+            let full = max_sampling(&self.frame.sampling[..frame_components]);
+            if self.frame.holds_coefficients() && self.frame.sampling[0] != full {
+                return Err(Partial::Unsupported(
+                    "a JPEG in scans whose first component is sampled below another",
+                ));
+            }
         }
         let coding = match sof {
             // Huffman-coded, sequential: every block's codes must be there.
@@ -550,8 +634,12 @@ impl State {
             history = kept.as_mut_slice();
         }
         let huffman = &self.huffman;
-        let table =
-            |class: usize, slot: usize| huffman[class][slot].as_ref().ok_or(Partial::BadCode);
+        let table = |class: usize, slot: usize| {
+            huffman[class]
+                .get(slot)
+                .and_then(Option::as_ref)
+                .ok_or(Partial::BadCode)
+        };
         // Only the tables the scan's coding reads need be defined.
         let (dc_used, ac_used) = match coding {
             Coding::Sequential => (true, true),
@@ -1143,6 +1231,141 @@ mod tests {
         let file = samples::refinement_bomb(2048, 10);
         walk(&file, u64::MAX, true, &|| calls.set(calls.get() + 1)).unwrap();
         assert!(calls.get() > 12 * 16, "{} calls", calls.get());
+    }
+
+    /// Sampling factors as cameras and encoders write them decode; others
+    /// made zune-jpeg index out of its buffers, and are refused.
+    #[test]
+    fn only_samplings_the_decoders_upsample_are_read() {
+        let cases: &[(&[(u8, u8)], bool)] = &[
+            (&[(1, 1)], true),
+            (&[(1, 1), (1, 1), (1, 1)], true),
+            (&[(2, 2), (1, 1), (1, 1)], true),
+            (&[(2, 1), (1, 1), (1, 1)], true),
+            (&[(1, 2), (1, 1), (1, 1)], true),
+            (&[(4, 1), (1, 1), (1, 1)], true),
+            (&[(4, 2), (2, 2), (2, 2)], true),
+            (&[(2, 2), (1, 1), (1, 1), (2, 2)], true),
+            (&[(1, 1), (1, 1), (1, 1), (2, 2)], true),
+            (&[(1, 1), (2, 2), (1, 1)], true),
+            (&[(2, 2), (1, 1), (2, 1)], false),
+            (&[(1, 1), (2, 2), (2, 1)], false),
+            (&[(4, 4), (3, 3), (3, 3)], false),
+            (&[(3, 1), (1, 1), (1, 1)], false),
+            (&[(4, 2), (4, 1), (1, 1)], false),
+            (&[(0, 1), (1, 1), (1, 1)], false),
+            (&[(5, 1), (1, 1), (1, 1)], false),
+        ];
+        for &(sampling, accepted) in cases {
+            assert_eq!(sampling_decodes(sampling), accepted, "{sampling:?}");
+            let all: Vec<usize> = (0..sampling.len()).collect();
+            let file = samples::blank_jpeg(37, 29, sampling, &[&all]);
+            let walked = walk(&file, u64::MAX, true, &|| {}).map(|w| w.frame);
+            assert_eq!(walked.is_ok(), accepted, "{sampling:?}: {walked:?}");
+            let decoded = crate::Pipeline::default().normalise(&file, 2048);
+            assert_eq!(decoded.is_ok(), accepted, "{sampling:?}: {decoded:?}");
+        }
+        // Decoded a scan at a time, the first component must be the
+        // largest: Y 1x1 with Cb 2x2, a scan each, panicked zune-jpeg.
+        for (sampling, accepted) in [
+            ([(2, 2), (1, 1), (1, 1)], true),
+            ([(1, 1), (2, 2), (1, 1)], false),
+        ] {
+            let file = samples::blank_jpeg(37, 29, &sampling, &[&[0], &[1], &[2]]);
+            let walked = walk(&file, u64::MAX, true, &|| {}).map(|w| w.frame);
+            assert_eq!(walked.is_ok(), accepted, "{sampling:?}: {walked:?}");
+            let decoded = crate::Pipeline::default().normalise(&file, 2048);
+            assert_eq!(decoded.is_ok(), accepted, "{sampling:?}: {decoded:?}");
+        }
+    }
+
+    /// A sequential file in scans that each leave a component out makes a
+    /// decoder hold every coefficient, as a progressive one does.
+    #[test]
+    fn a_sequential_file_split_into_scans_holds_its_coefficients() {
+        let grey = [(2, 2), (1, 1), (1, 1)];
+        let frame = |scans: &[&[usize]]| {
+            walk(
+                &samples::blank_jpeg(64, 48, &grey, scans),
+                u64::MAX,
+                true,
+                &|| {},
+            )
+            .unwrap()
+            .frame
+        };
+        assert!(!frame(&[&[0, 1, 2]]).holds_coefficients());
+        assert!(frame(&[&[0], &[1], &[2]]).holds_coefficients());
+        assert!(frame(&[&[0, 1], &[2]]).holds_coefficients());
+    }
+
+    /// What the walk keeps of a file is bounded, whatever the file: empty
+    /// table segments, a flood of restart intervals, a table segment of
+    /// more tables than there are destinations.
+    #[test]
+    fn the_walks_record_of_a_file_is_bounded() {
+        let jpeg = samples::blank_jpeg(16, 16, &[(1, 1)], &[&[0]]);
+        let behind = |segment: &[u8], times: usize| {
+            let mut file = jpeg[..2].to_vec();
+            for _ in 0..times {
+                file.extend_from_slice(segment);
+            }
+            file.extend_from_slice(&jpeg[2..]);
+            file
+        };
+        let mut tables = vec![0xFF, 0xC4, 0, 0];
+        for slot in 0..9u8 {
+            tables.extend([((slot % 2) << 4) | (slot / 2 % 4), 1]);
+            tables.extend([0u8; 15]);
+            tables.push(0);
+        }
+        let length = (tables.len() - 2) as u16;
+        tables[2..4].copy_from_slice(&length.to_be_bytes());
+        for (what, file) in [
+            ("an empty Huffman segment", behind(&[0xFF, 0xC4, 0, 2], 1)),
+            (
+                "an empty quantisation segment",
+                behind(&[0xFF, 0xDB, 0, 2], 1),
+            ),
+            ("nine tables in a segment", behind(&tables, 1)),
+            (
+                "a thousand restart intervals",
+                behind(&[0xFF, 0xDD, 0, 4, 0, 0], 1000),
+            ),
+        ] {
+            assert!(
+                matches!(
+                    walk(&file, u64::MAX, true, &|| {}),
+                    Err(Partial::Malformed(_))
+                ),
+                "{what}"
+            );
+        }
+        assert!(walk(
+            &behind(&[0xFF, 0xDD, 0, 4, 0, 0], 100),
+            u64::MAX,
+            true,
+            &|| {}
+        )
+        .is_ok());
+    }
+
+    /// Fill bytes before a stuffed zero or a restart marker are data to one
+    /// reader and padding to another.
+    #[test]
+    fn fill_bytes_inside_a_scan_are_refused() {
+        let (_, jpeg) = encoded().remove(0);
+        let scan = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let stuffed = (scan + 2..jpeg.len() - 1)
+            .find(|&i| jpeg[i..i + 2] == [0xFF, 0x00])
+            .expect("a stuffed zero");
+        let mut file = jpeg[..stuffed].to_vec();
+        file.push(0xFF);
+        file.extend_from_slice(&jpeg[stuffed..]);
+        assert_eq!(
+            walk(&file, u64::MAX, true, &|| {}).err(),
+            Some(Partial::Malformed("fill bytes inside a scan"))
+        );
     }
 
     /// A marker that only belongs in a scan, where a segment should begin:
