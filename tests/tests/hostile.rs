@@ -236,13 +236,7 @@ fn corpus() -> Vec<(String, Vec<u8>, Expect)> {
         Refused,
     ));
     let (_, baseline) = complete_files().remove(0);
-    let scan = baseline.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
-    let stuffed = (scan + 2..baseline.len() - 1)
-        .find(|&i| baseline[i..i + 2] == [0xFF, 0x00])
-        .expect("a stuffed zero");
-    let mut filled = baseline[..stuffed].to_vec();
-    filled.push(0xFF);
-    filled.extend_from_slice(&baseline[stuffed..]);
+    let filled = samples::with_a_fill_byte_in_a_scan(&baseline);
     files.push((
         "JPEG with a fill byte inside a scan".into(),
         filled,

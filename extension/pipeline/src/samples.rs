@@ -267,6 +267,18 @@ fn segment(marker: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A DC table 0 and an AC table 0 of one code each, 0: a difference of
+/// size 0, and `ac`.
+fn one_code_tables(ac: u8) -> Vec<u8> {
+    let mut tables = vec![0x00, 1];
+    tables.extend([0u8; 15]);
+    tables.push(0);
+    tables.extend([0x10, 1]);
+    tables.extend([0u8; 15]);
+    tables.push(ac);
+    tables
+}
+
 /// Bits as entropy-coded data: stuffed, padded with ones.
 fn entropy(bits: &[bool]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -299,13 +311,7 @@ pub fn refinement_bomb(side: u16, refinements: u32) -> Vec<u8> {
     file.extend(segment(0xC2, &frame));
     // A DC table whose one code, 0, means a difference of size 0; an AC
     // table whose one code, 0, means a run of 2^14 blocks and 14 more bits.
-    let mut tables = vec![0x00, 1];
-    tables.extend([0u8; 15]);
-    tables.push(0);
-    tables.extend([0x10, 1]);
-    tables.extend([0u8; 15]);
-    tables.push(0xE0);
-    file.extend(segment(0xC4, &tables));
+    file.extend(segment(0xC4, &one_code_tables(0xE0)));
     file.extend(segment(0xDA, &[1, 1, 0x00, 0, 0, 0]));
     file.extend(entropy(&vec![false; blocks as usize]));
     let mut runs = Vec::new();
@@ -366,14 +372,8 @@ pub fn blank_jpeg(width: u16, height: u16, sampling: &[(u8, u8)], scans: &[&[usi
         frame.extend([id, h << 4 | v, 0]);
     }
     file.extend(segment(0xC0, &frame));
-    // One code each, 0: a DC difference of size 0, an AC end-of-block.
-    let mut tables = vec![0x00, 1];
-    tables.extend([0u8; 15]);
-    tables.push(0);
-    tables.extend([0x10, 1]);
-    tables.extend([0u8; 15]);
-    tables.push(0);
-    file.extend(segment(0xC4, &tables));
+    // The AC code means an end-of-block.
+    file.extend(segment(0xC4, &one_code_tables(0x00)));
     let max_h = sampling.iter().map(|f| f.0).max().unwrap_or(1);
     let max_v = sampling.iter().map(|f| f.1).max().unwrap_or(1);
     let along = |extent: u16, factor: u8, max: u8| {
@@ -404,4 +404,19 @@ pub fn blank_jpeg(width: u16, height: u16, sampling: &[(u8, u8)], scans: &[&[usi
     }
     file.extend([0xFF, 0xD9]);
     file
+}
+
+/// `jpeg` with a fill byte before the first stuffed zero of its scans.
+pub fn with_a_fill_byte_in_a_scan(jpeg: &[u8]) -> Vec<u8> {
+    let scan = jpeg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDA])
+        .expect("a scan");
+    let stuffed = (scan + 2..jpeg.len() - 1)
+        .find(|&i| jpeg[i..i + 2] == [0xFF, 0x00])
+        .expect("a stuffed zero");
+    let mut out = jpeg[..stuffed].to_vec();
+    out.push(0xFF);
+    out.extend_from_slice(&jpeg[stuffed..]);
+    out
 }

@@ -1355,13 +1355,7 @@ mod tests {
     #[test]
     fn fill_bytes_inside_a_scan_are_refused() {
         let (_, jpeg) = encoded().remove(0);
-        let scan = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
-        let stuffed = (scan + 2..jpeg.len() - 1)
-            .find(|&i| jpeg[i..i + 2] == [0xFF, 0x00])
-            .expect("a stuffed zero");
-        let mut file = jpeg[..stuffed].to_vec();
-        file.push(0xFF);
-        file.extend_from_slice(&jpeg[stuffed..]);
+        let file = samples::with_a_fill_byte_in_a_scan(&jpeg);
         assert_eq!(
             walk(&file, u64::MAX, true, &|| {}).err(),
             Some(Partial::Malformed("fill bytes inside a scan"))
