@@ -279,6 +279,31 @@ fn decode_jpeg(
     {
         factor = 2;
     }
+    // zune-jpeg misreads a sequential file in scans of some components
+    // once one is subsampled (its pixels come out in stripes, from
+    // jpeg-encoder's own 4:2:0 with optimised tables); jpeg-decoder reads
+    // it right, at any scale, except in CMYK.
+    let subsampled = frame.sampling[..usize::from(frame.components.min(4))]
+        .iter()
+        .any(|&f| f != (1, 1));
+    if frame.split && subsampled {
+        let decoded = decode_jpeg_scaled(
+            input,
+            width,
+            height,
+            factor,
+            orientation,
+            limits,
+            coefficients,
+        )?
+        .ok_or_else(|| {
+            Error::UnsupportedFeature(
+                "a subsampled CMYK JPEG in scans of some components each".into(),
+            )
+        })?;
+        checkpoint();
+        return Ok(decoded);
+    }
     if factor > 1 {
         if let Some(decoded) = decode_jpeg_scaled(
             input,

@@ -434,3 +434,53 @@ fn sha1_is_lower_hex() {
         "a9993e364706816aba3e25717850c26c9cd0d89d"
     );
 }
+
+/// Every way jpeg-encoder samples and splits a colour JPEG decodes to its
+/// pixels, as jpeg-decoder reads them: zune-jpeg striped the files it
+/// writes in a scan per component (with optimised tables, or sampled
+/// 4:2 or 1:4), where any component is subsampled.
+#[test]
+fn every_sampling_and_scan_split_decodes_to_its_pixels() {
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor as F};
+    let (w, h) = (96u16, 64u16);
+    let photo = samples::photo(u32::from(w), u32::from(h));
+    for sampling in [
+        F::F_1_1,
+        F::F_2_1,
+        F::F_1_2,
+        F::F_2_2,
+        F::F_4_1,
+        F::F_4_2,
+        F::F_1_4,
+        F::F_2_4,
+    ] {
+        for optimised in [false, true] {
+            let mut jpeg = Vec::new();
+            let mut encoder = Encoder::new(&mut jpeg, 95);
+            encoder.set_sampling_factor(sampling);
+            encoder.set_optimized_huffman_tables(optimised);
+            encoder
+                .encode(photo.as_raw(), w, h, ColorType::Rgb)
+                .unwrap();
+            let expected = jpeg_decoder::Decoder::new(jpeg.as_slice())
+                .decode()
+                .unwrap();
+            let out = decode(&Pipeline::default().normalise(&jpeg, 2048).unwrap().jpeg).to_rgb8();
+            // The centre square of what jpeg-decoder read.
+            let (side, left) = (u32::from(h), u32::from(w - h) / 2);
+            let mut diff = 0u64;
+            for (x, y, p) in out.enumerate_pixels() {
+                let at = 3 * ((y * u32::from(w) + x + left) as usize);
+                for c in 0..3 {
+                    diff += u64::from(p[c].abs_diff(expected[at + c]));
+                }
+            }
+            let mean = diff as f64 / f64::from(3 * side * side);
+            // Re-encoded, it differs by 5 to 7.5; striped, by over 120.
+            assert!(
+                mean < 12.0,
+                "{sampling:?}, optimised {optimised}: mean difference {mean:.1}"
+            );
+        }
+    }
+}

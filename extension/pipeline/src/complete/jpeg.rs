@@ -530,7 +530,7 @@ impl State {
                     }
                 }
                 match (start, high) {
-                    (0, 0) => Coding::DcFirst,
+                    (0, 0) => Coding::DcFirst { low },
                     (0, _) => Coding::DcRefine,
                     (_, 0) => Coding::AcFirst { start, end },
                     _ => Coding::AcRefine { start, end },
@@ -643,7 +643,7 @@ impl State {
         // Only the tables the scan's coding reads need be defined.
         let (dc_used, ac_used) = match coding {
             Coding::Sequential => (true, true),
-            Coding::DcFirst => (true, false),
+            Coding::DcFirst { .. } => (true, false),
             Coding::DcRefine => (false, false),
             Coding::AcFirst { .. } | Coding::AcRefine { .. } => (false, true),
         };
@@ -665,13 +665,15 @@ impl State {
         while left > 0 {
             let mut bits = Bits::new(intervals.next().ok_or(Partial::ShortScan)?);
             let mut eob_run = 0;
+            // Each member's DC predictor, reset at every restart.
+            let mut predictors = [0i32; 4];
             for _ in 0..interval.min(left) {
-                for &(dc, ac, count) in &tables {
+                for (&(dc, ac, count), predictor) in tables.iter().zip(&mut predictors) {
                     for _ in 0..count {
                         let nonzero = history.get_mut(unit).unwrap_or(&mut spare);
                         // Past the end, the padding's ones are no code.
                         coding
-                            .block(&mut bits, dc, ac, &mut eob_run, nonzero)
+                            .block(&mut bits, dc, ac, &mut eob_run, nonzero, predictor)
                             .map_err(|e| match bits.over {
                                 0 => e,
                                 _ => Partial::ShortScan,
@@ -702,7 +704,7 @@ enum Coding {
     /// The DC difference, then run-length coded AC values.
     Sequential,
     /// The DC difference alone, of the high bits.
-    DcFirst,
+    DcFirst { low: u8 },
     /// One more bit of each DC value.
     DcRefine,
     /// A band of AC values, of the high bits; a run of blocks may end at once.
@@ -720,16 +722,17 @@ impl Coding {
         ac: Option<&Huffman>,
         eob_run: &mut u32,
         nonzero: &mut u64,
+        predictor: &mut i32,
     ) -> Result<(), Partial> {
         fn table(t: Option<&Huffman>) -> Result<&Huffman, Partial> {
             t.ok_or(Partial::BadCode)
         }
         match self {
             Coding::Sequential => {
-                dc_difference(bits, table(dc)?)?;
+                dc_difference(bits, table(dc)?, predictor, 0)?;
                 ac_values(bits, table(ac)?, 1, 63, None, nonzero)
             }
-            Coding::DcFirst => dc_difference(bits, table(dc)?),
+            Coding::DcFirst { low } => dc_difference(bits, table(dc)?, predictor, low),
             Coding::DcRefine => bits.skip(1),
             Coding::AcFirst { start, end } => {
                 ac_values(bits, table(ac)?, start, end, Some(eob_run), nonzero)
@@ -741,9 +744,31 @@ impl Coding {
     }
 }
 
-fn dc_difference(bits: &mut Bits<'_>, dc: &Huffman) -> Result<(), Partial> {
-    let size = dc.decode(bits)?;
-    bits.skip(u32::from(size & 0x1F))
+/// The DC difference, added to its component's predictor. A DC value
+/// stays within 16 bits however it is shifted: decoders multiply it by a
+/// quantiser of up to 16 bits in 32-bit arithmetic (zune-jpeg's overflows,
+/// which its debug build checks), and no image's DC comes near.
+fn dc_difference(
+    bits: &mut Bits<'_>,
+    dc: &Huffman,
+    predictor: &mut i32,
+    low: u8,
+) -> Result<(), Partial> {
+    let size = u32::from(dc.decode(bits)?);
+    if size > 15 {
+        return Err(Partial::BadCode);
+    }
+    let raw = bits.read(size)? as i32;
+    let difference = match size {
+        0 => 0,
+        _ if raw < 1 << (size - 1) => raw - (1 << size) + 1,
+        _ => raw,
+    };
+    *predictor += difference;
+    if !(-32768..=32767).contains(&(i64::from(*predictor) << low)) {
+        return Err(Partial::Malformed("a DC value no image has"));
+    }
+    Ok(())
 }
 
 /// Run-length coded AC values from `start` to `end`, each non-zero one
@@ -1348,6 +1373,50 @@ mod tests {
             &|| {}
         )
         .is_ok());
+    }
+
+    /// DC differences of the largest size, added up block after block: a
+    /// value no image has, which overflowed zune-jpeg's dequantisation.
+    #[test]
+    fn a_dc_value_past_sixteen_bits_is_refused() {
+        let blank = samples::blank_jpeg(128, 8, &[(1, 1)], &[&[0]]);
+        let dht = blank.windows(2).position(|w| w == [0xFF, 0xC4]).unwrap();
+        let sos = blank.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let scan_data = sos + 2 + usize::from(be16(&blank[sos + 2..]));
+        let file = |size: u8| {
+            let mut file = blank[..scan_data].to_vec();
+            // The DC table's one symbol, after its class, slot and counts.
+            file[dht + 4 + 1 + 16] = size;
+            // Each of 16 blocks: DC code 0, `size` ones (a difference of
+            // 2^size - 1), AC code 0 (end of block); then padding. Sixteen
+            // times 2047 is a DC of 32752; twice 32767 is past 16 bits.
+            let mut bits = Vec::new();
+            for _ in 0..16 {
+                bits.push(false);
+                bits.extend(std::iter::repeat_n(true, usize::from(size)));
+                bits.push(false);
+            }
+            for chunk in bits.chunks(8) {
+                let byte = (0..8).fold(0u8, |b, i| {
+                    b << 1 | u8::from(*chunk.get(i).unwrap_or(&true))
+                });
+                file.push(byte);
+                if byte == 0xFF {
+                    file.push(0);
+                }
+            }
+            file.extend([0xFF, 0xD9]);
+            file
+        };
+        assert!(walk(&file(11), u64::MAX, true, &|| {}).is_ok());
+        assert_eq!(
+            walk(&file(15), u64::MAX, true, &|| {}).err(),
+            Some(Partial::Malformed("a DC value no image has"))
+        );
+        assert_eq!(
+            walk(&file(16), u64::MAX, true, &|| {}).err(),
+            Some(Partial::BadCode)
+        );
     }
 
     /// Fill bytes before a stuffed zero or a restart marker are data to one
