@@ -190,8 +190,6 @@ fn png_error(e: png::DecodingError) -> Error {
     }
 }
 
-pub use crate::complete::MAX_JPEG_SCANS;
-
 /// JPEG, with zune-jpeg writing RGB straight into the buffer (grey, CMYK
 /// and YCCK converted on the way), or shrunk on load.
 fn decode_jpeg(
@@ -283,29 +281,9 @@ fn decode_jpeg(
     // once one is subsampled (its pixels come out in stripes, from
     // jpeg-encoder's own 4:2:0 with optimised tables); jpeg-decoder reads
     // it right, at any scale, except in CMYK.
-    let subsampled = frame.sampling[..usize::from(frame.components.min(4))]
-        .iter()
-        .any(|&f| f != (1, 1));
-    if frame.split && subsampled {
-        let decoded = decode_jpeg_scaled(
-            input,
-            width,
-            height,
-            factor,
-            orientation,
-            limits,
-            coefficients,
-        )?
-        .ok_or_else(|| {
-            Error::UnsupportedFeature(
-                "a subsampled CMYK JPEG in scans of some components each".into(),
-            )
-        })?;
-        checkpoint();
-        return Ok(decoded);
-    }
-    if factor > 1 {
-        if let Some(decoded) = decode_jpeg_scaled(
+    let misread = frame.split && frame.subsampled();
+    if factor > 1 || misread {
+        match decode_jpeg_scaled(
             input,
             width,
             height,
@@ -314,8 +292,16 @@ fn decode_jpeg(
             limits,
             coefficients,
         )? {
-            checkpoint();
-            return Ok(decoded);
+            Some(decoded) => {
+                checkpoint();
+                return Ok(decoded);
+            }
+            None if misread => {
+                return Err(Error::UnsupportedFeature(
+                    "a subsampled CMYK JPEG in scans of some components each".into(),
+                ))
+            }
+            None => {}
         }
     }
     let mut rgb = buffer(rgb_len(width, height)?)?;

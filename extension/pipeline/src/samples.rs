@@ -279,8 +279,30 @@ fn one_code_tables(ac: u8) -> Vec<u8> {
     tables
 }
 
+/// A JPEG up to its frame header: the start marker, Adobe's marker for
+/// four components (CMYK), a quantisation table of ones, and the frame
+/// header `sof` of components with ids from 1 and the given sampling.
+fn frame_start(sof: u8, width: u16, height: u16, sampling: &[(u8, u8)]) -> Vec<u8> {
+    let mut file = vec![0xFF, 0xD8];
+    if sampling.len() == 4 {
+        file.extend(segment(0xEE, b"Adobe\0\x64\0\0\0\0\0"));
+    }
+    let mut quantisation = vec![0u8];
+    quantisation.extend([1u8; 64]);
+    file.extend(segment(0xDB, &quantisation));
+    let mut frame = vec![8];
+    frame.extend(height.to_be_bytes());
+    frame.extend(width.to_be_bytes());
+    frame.push(sampling.len() as u8);
+    for (id, &(h, v)) in (1u8..).zip(sampling) {
+        frame.extend([id, h << 4 | v, 0]);
+    }
+    file.extend(segment(sof, &frame));
+    file
+}
+
 /// Bits as entropy-coded data: stuffed, padded with ones.
-fn entropy(bits: &[bool]) -> Vec<u8> {
+pub(crate) fn entropy(bits: &[bool]) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in bits.chunks(8) {
         let byte = (0..8).fold(0u8, |b, i| {
@@ -300,15 +322,7 @@ fn entropy(bits: &[bool]) -> Vec<u8> {
 /// the same runs, each a pass over every block for a few bytes.
 pub fn refinement_bomb(side: u16, refinements: u32) -> Vec<u8> {
     let blocks = u32::from(side).div_ceil(8).pow(2);
-    let mut file = vec![0xFF, 0xD8];
-    let mut quantisation = vec![0u8];
-    quantisation.extend([1u8; 64]);
-    file.extend(segment(0xDB, &quantisation));
-    let mut frame = vec![8];
-    frame.extend(side.to_be_bytes());
-    frame.extend(side.to_be_bytes());
-    frame.extend([1, 1, 0x11, 0]);
-    file.extend(segment(0xC2, &frame));
+    let mut file = frame_start(0xC2, side, side, &[(1, 1)]);
     // A DC table whose one code, 0, means a difference of size 0; an AC
     // table whose one code, 0, means a run of 2^14 blocks and 14 more bits.
     file.extend(segment(0xC4, &one_code_tables(0xE0)));
@@ -357,21 +371,7 @@ pub fn behind_a_hidden_frame(jpeg: &[u8]) -> Vec<u8> {
 /// 1; four are CMYK, with Adobe's marker saying so), coded in the given
 /// scans, each a list of component indices.
 pub fn blank_jpeg(width: u16, height: u16, sampling: &[(u8, u8)], scans: &[&[usize]]) -> Vec<u8> {
-    let mut file = vec![0xFF, 0xD8];
-    if sampling.len() == 4 {
-        file.extend(segment(0xEE, b"Adobe\0\x64\0\0\0\0\0"));
-    }
-    let mut quantisation = vec![0u8];
-    quantisation.extend([1u8; 64]);
-    file.extend(segment(0xDB, &quantisation));
-    let mut frame = vec![8];
-    frame.extend(height.to_be_bytes());
-    frame.extend(width.to_be_bytes());
-    frame.push(sampling.len() as u8);
-    for (id, &(h, v)) in (1u8..).zip(sampling) {
-        frame.extend([id, h << 4 | v, 0]);
-    }
-    file.extend(segment(0xC0, &frame));
+    let mut file = frame_start(0xC0, width, height, sampling);
     // The AC code means an end-of-block.
     file.extend(segment(0xC4, &one_code_tables(0x00)));
     let max_h = sampling.iter().map(|f| f.0).max().unwrap_or(1);

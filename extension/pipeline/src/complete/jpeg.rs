@@ -68,6 +68,16 @@ pub struct JpegFrame {
 }
 
 impl JpegFrame {
+    /// The sampling factors of the frame's components.
+    pub fn component_sampling(&self) -> &[(u8, u8)] {
+        &self.sampling[..usize::from(self.components.min(4))]
+    }
+
+    /// Whether a component is at less than the frame's full resolution.
+    pub fn subsampled(&self) -> bool {
+        self.component_sampling().iter().any(|&f| f != (1, 1))
+    }
+
     /// Whether a decoder holds every coefficient until the last scan: in a
     /// progressive file, and in a sequential one split into scans that
     /// each leave a component out (zune-jpeg then buffers them all).
@@ -79,7 +89,7 @@ impl JpegFrame {
     /// `width` x `height` image until its last scan: 64 of 2 bytes a block,
     /// in each component at its own resolution.
     pub fn coefficient_bytes(&self, width: u32, height: u32) -> u64 {
-        let components = &self.sampling[..usize::from(self.components.min(4))];
+        let components = self.component_sampling();
         let (max_h, max_v) = max_sampling(components);
         components
             .iter()
@@ -495,7 +505,7 @@ impl State {
             self.frame.split = !self.frame.progressive && count < frame_components;
             // Decoded a scan at a time, such a frame must have its first
             // component at full resolution, or zune-jpeg misreads it.
-            let full = max_sampling(&self.frame.sampling[..frame_components]);
+            let full = max_sampling(self.frame.component_sampling());
             if self.frame.holds_coefficients() && self.frame.sampling[0] != full {
                 return Err(Partial::Unsupported(
                     "a JPEG in scans whose first component is sampled below another",
@@ -1245,9 +1255,7 @@ mod tests {
             // Scaled up to the largest it is accepted at: the limit, or a
             // quarter of it for a progressive file of several components
             // at full resolution (libjpeg's CMYK makes 24 passes).
-            let full = frame.sampling[..usize::from(frame.components)]
-                .iter()
-                .all(|&f| f == (1, 1));
+            let full = !frame.subsampled();
             let quarter = frame.progressive && frame.components > 1 && full;
             let allowed = if quarter { 64 } else { 16 };
             assert!(frame.passes <= allowed * luma, "{name}: {frame:?}");
@@ -1396,15 +1404,7 @@ mod tests {
                 bits.extend(std::iter::repeat_n(true, usize::from(size)));
                 bits.push(false);
             }
-            for chunk in bits.chunks(8) {
-                let byte = (0..8).fold(0u8, |b, i| {
-                    b << 1 | u8::from(*chunk.get(i).unwrap_or(&true))
-                });
-                file.push(byte);
-                if byte == 0xFF {
-                    file.push(0);
-                }
-            }
+            file.extend(samples::entropy(&bits));
             file.extend([0xFF, 0xD9]);
             file
         };
