@@ -196,6 +196,11 @@ pub fn avatar_of(c: &mut Client, resource: &str) -> Option<Uuid> {
         .get(0)
 }
 
+/// The one `bigint` a query such as `SELECT count(*) …` returns.
+pub fn count(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).unwrap().get(0)
+}
+
 pub fn master_sha1(c: &mut Client, id: Uuid) -> String {
     c.query_one("SELECT sha1 FROM avatar.avatar WHERE id = $1", &[&id])
         .unwrap()

@@ -90,10 +90,6 @@ fn attach_checks_its_arguments_and_the_callers_rights() {
     .unwrap();
 }
 
-fn count(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).unwrap().get(0)
-}
-
 /// What is kept about a resource besides its image: address digests, and
 /// the copies the Libravatar fallback fetched for those addresses.
 fn traces(c: &mut Client, resource: &str) -> (i64, i64) {

@@ -243,10 +243,7 @@ fn a_prefix_two_tables_shared_goes_to_neither() {
 
     c.batch_execute("ALTER EXTENSION pg_avatar UPDATE").unwrap();
 
-    let recorded: i64 = c
-        .query_one("SELECT count(*) FROM avatar.avatar_attachment", &[])
-        .unwrap()
-        .get(0);
+    let recorded = count(&mut c, "SELECT count(*) FROM avatar.avatar_attachment");
     assert_eq!(recorded, 0, "neither table was given the prefix");
     for table in ["users", "other.users"] {
         assert_eq!(
@@ -301,10 +298,7 @@ fn an_owner_without_the_right_to_wipe_is_not_attached_again() {
 
     c.batch_execute("ALTER EXTENSION pg_avatar UPDATE").unwrap();
 
-    let recorded: i64 = c
-        .query_one("SELECT count(*) FROM avatar.avatar_attachment", &[])
-        .unwrap()
-        .get(0);
+    let recorded = count(&mut c, "SELECT count(*) FROM avatar.avatar_attachment");
     assert_eq!(recorded, 0, "the tenant's table was attached again");
     assert_eq!(
         sqlstate(
