@@ -25,7 +25,7 @@ fi
 
 step "building and installing the extension and pg-avatar (release)"
 install_extension --release
-cargo build --quiet --release -p diesel-avatar --features cli --bin pg-avatar
+cargo build --quiet --release -p pg-avatar-server --bin pg-avatar
 cargo build --quiet --release -p avatar-pipeline --example render_pixels
 
 step "starting PostgreSQL, pg-avatar serve and nginx"

@@ -96,7 +96,7 @@ step "renditions written to $demo/out/ to look at"
 ls -l "$demo/out"
 
 step "serving public URLs with pg-avatar (as a role that may only read avatars)"
-cargo build --quiet --release -p diesel-avatar --features cli --bin pg-avatar
+cargo build --quiet --release -p pg-avatar-server --bin pg-avatar
 trap 'gallery_stop; cluster_stop "$cluster"' EXIT
 gallery_start "$port" demo target/release/pg-avatar "$demo"
 echo "A few of the URLs (the database segment is a keyed hash, never the name):"

@@ -1,7 +1,10 @@
-# ./run.sh fuzz [SECONDS]: libFuzzer over the pure pipeline (decode,
-# normalise, render), seeded with the image test cases of Debian's afl++-doc
-# and the demo's uploads. Crashers land in extension/pipeline/fuzz/artifacts/;
-# copy each into fuzz/regressions/ once fixed.
+# ./run.sh fuzz [SECONDS]: libFuzzer over the pure pipeline, in two
+# targets: `pipeline` (decode, normalise, render: an upload's path, seeded
+# with the image test cases of Debian's afl++-doc and the demo's uploads)
+# for two thirds of the time, then `encoders` (every encoder and every
+# placeholder, over sides, qualities, pixels and seeds). Crashers land in
+# extension/pipeline/fuzz/artifacts/; copy each into fuzz/regressions/ once
+# fixed.
 seconds=${1:-1800}
 fuzz=extension/pipeline/fuzz
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -21,9 +24,12 @@ if [ ! -d "$seeds" ]; then
 fi
 cp "$fuzz"/regressions/* "$seeds/" 2>/dev/null || true
 rm -f "$seeds/README.md"
-mkdir -p "$fuzz/corpus"
-step "fuzzing for $seconds s"
+mkdir -p "$fuzz/corpus" "$fuzz/corpus-encoders"
 # Stable Rust: cargo-fuzz's sanitizer flags are unstable options, which
 # RUSTC_BOOTSTRAP allows for this build only.
+step "fuzzing decoders for $((seconds * 2 / 3)) s"
 (cd extension/pipeline && RUSTC_BOOTSTRAP=1 cargo fuzz run -O pipeline fuzz/corpus "../../$seeds" -- \
-    -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1)
+    -max_total_time=$((seconds * 2 / 3)) -rss_limit_mb=4096 -timeout=20 -print_final_stats=1)
+step "fuzzing encoders and placeholders for $((seconds / 3)) s"
+(cd extension/pipeline && RUSTC_BOOTSTRAP=1 cargo fuzz run -O encoders fuzz/corpus-encoders -- \
+    -max_total_time=$((seconds / 3)) -rss_limit_mb=4096 -timeout=20 -print_final_stats=1)

@@ -7,7 +7,7 @@ rm -rf "$soak" && mkdir -p "$soak"
 
 step "building and installing (release)"
 install_extension --release
-cargo build --quiet --release -p diesel-avatar --features cli --bin pg-avatar
+cargo build --quiet --release -p pg-avatar-server --bin pg-avatar
 cargo run --quiet --release -p avatar-pipeline --features samples --example samples -- "$soak/uploads"
 rm -f "$soak"/uploads/users,5.*  # the deliberately broken one
 

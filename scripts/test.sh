@@ -7,11 +7,12 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 step "formatting"
 cargo fmt --all -- --check
 
-step "image pipeline unit tests (no PostgreSQL)"
-cargo test -p avatar-pipeline
+step "clippy, warnings as errors, on every crate"
+cargo clippy --workspace --exclude pg_avatar --all-targets --all-features -- -D warnings
+(cd extension && cargo clippy --all-targets --features "pg$PG_MAJOR pg_test" -- -D warnings)
 
-step "diesel-avatar unit, property and compile-fail tests (no PostgreSQL)"
-cargo test -p diesel-avatar --all-features -p diesel-avatar-derive
+step "unit, property, compile-fail and contract tests (no PostgreSQL)"
+cargo test
 
 step "#[pg_test] tests in a pgrx-managed cluster"
 pgrx_data=$(mktemp -d /tmp/pg_avatar-pgrx.XXXXXX)
@@ -50,7 +51,7 @@ cargo test -p pg-avatar-tests
 
 step "promoting the standby: it memoizes again"
 as_pg_owner "$PG_BIN/pg_ctl" --pgdata "$standby_dir/data" --wait --silent promote
-cargo test -p pg-avatar-tests --test standby -- --ignored after_promotion_it_memoizes
+cargo test -p pg-avatar-tests -- --ignored standby::after_promotion_it_memoizes
 assert_no_crash "$standby_dir"
 cluster_stop "$standby_dir"
 assert_no_crash "$restore_dir"
@@ -60,7 +61,7 @@ step "a client that is not Rust: Python and psycopg"
 /usr/bin/python3 tests/python/test_sql.py
 
 step "pg-avatar import, url and serve, seen by headless Chromium"
-cargo build -p diesel-avatar --features cli --bin pg-avatar
+cargo build -p pg-avatar-server --bin pg-avatar
 gallery=target/test-gallery
 rm -rf "$gallery"
 cargo run --quiet -p avatar-pipeline --features samples --example samples -- "$gallery/uploads"

@@ -1,5 +1,13 @@
 -- The parts of the API that are plain queries, and the grants.
 
+-- Whether an avatar is served, or disabled: the one definition, which
+-- every read, in SQL and in Rust, and the change notification use. Plain
+-- SQL without a SET clause, so that the planner inlines it into the
+-- queries that call it; its body names no operator or function.
+CREATE FUNCTION avatar.avatar_is_served(a avatar.avatar) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT $1.disabled_at IS NULL $$;
+
 CREATE FUNCTION avatar.avatar_id(resource text) RETURNS uuid
     LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -12,7 +20,7 @@ COMMENT ON FUNCTION avatar.avatar_id(text) IS
 CREATE FUNCTION avatar.avatar_sha1(id uuid) RETURNS text
     LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT a.sha1 FROM avatar.avatar a WHERE a.id = $1 AND a.disabled_at IS NULL $$;
+    AS $$ SELECT a.sha1 FROM avatar.avatar a WHERE a.id = $1 AND avatar.avatar_is_served(a) $$;
 
 COMMENT ON FUNCTION avatar.avatar_sha1(uuid) IS
     'The SHA-1 (lower-case hex) of an avatar''s current image, or NULL: its version and ETag.';
@@ -65,8 +73,8 @@ CREATE FUNCTION avatar.avatar_notify_change() RETURNS trigger
         PERFORM pg_notify('avatar_changed', json_build_object(
             'id', changed.id,
             'resource', changed.resource,
-            'sha1', CASE WHEN TG_OP = 'DELETE' OR changed.disabled_at IS NOT NULL THEN NULL
-                         ELSE changed.sha1 END)::text);
+            'sha1', CASE WHEN TG_OP <> 'DELETE' AND avatar.avatar_is_served(changed)
+                         THEN changed.sha1 END)::text);
         -- Which avatar an address digest leads to may have changed too:
         -- its owner's, or the fallback's copy for it.
         PERFORM avatar.avatar_notify_address(e.md5, e.sha256)
@@ -238,8 +246,8 @@ CREATE FUNCTION avatar.avatar_by_digest(digest text) RETURNS uuid
                   LEFT JOIN avatar.avatar own ON own.resource = e.resource
                   LEFT JOIN avatar.avatar copy ON copy.resource = 'libravatar:' || e.sha256
                  WHERE (CASE WHEN length(hex) = 32 THEN e.md5 = hex ELSE e.sha256 = hex END)
-                   AND CASE WHEN own.id IS NOT NULL THEN own.disabled_at IS NULL
-                            ELSE copy.disabled_at IS NULL END);
+                   AND CASE WHEN own.id IS NOT NULL THEN avatar.avatar_is_served(own)
+                            ELSE avatar.avatar_is_served(copy) END);
     END
     $$;
 
@@ -278,7 +286,7 @@ CREATE FUNCTION avatar.avatar_disable(resource text) RETURNS boolean
     SET search_path = pg_catalog, pg_temp
     AS $$
         WITH changed AS (UPDATE avatar.avatar a SET disabled_at = now()
-                          WHERE a.resource = $1 AND a.disabled_at IS NULL RETURNING 1)
+                          WHERE a.resource = $1 AND avatar.avatar_is_served(a) RETURNING 1)
         SELECT EXISTS (SELECT FROM changed)
     $$;
 
@@ -287,7 +295,7 @@ CREATE FUNCTION avatar.avatar_enable(resource text) RETURNS boolean
     SET search_path = pg_catalog, pg_temp
     AS $$
         WITH changed AS (UPDATE avatar.avatar a SET disabled_at = NULL
-                          WHERE a.resource = $1 AND a.disabled_at IS NOT NULL RETURNING 1)
+                          WHERE a.resource = $1 AND NOT avatar.avatar_is_served(a) RETURNING 1)
         SELECT EXISTS (SELECT FROM changed)
     $$;
 
@@ -333,6 +341,7 @@ COMMENT ON FUNCTION avatar.avatar_get_or_default(text, integer, text, text) IS
 -- Least privilege: only the size rule and the generated defaults are public. Grant the rest to the
 -- roles that need it (see the README's "Privileges").
 REVOKE ALL ON FUNCTION
+    avatar.avatar_is_served(avatar.avatar),
     avatar.avatar_set(text, bytea),
     avatar.avatar_get(uuid, integer),
     avatar.avatar_get(uuid, integer, text),

@@ -65,6 +65,15 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'avatar_resource_check_wrapper';
 
+-- The one encoding of a resource, for diesel-avatar's SQL expression.
+CREATE FUNCTION avatar."avatar_resource"(
+	"prefix" TEXT, /* &str */
+	"parts" TEXT[] /* pgrx::datum::array::Array<&str> */
+) RETURNS TEXT /* alloc::string::String */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'avatar_resource_wrapper';
+
 CREATE OR REPLACE FUNCTION avatar.avatar_info(
         id uuid,
         OUT resource text, OUT sha1 text, OUT bytes integer,
@@ -285,3 +294,79 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- "Disabled" is decided in one place, avatar_is_served, which every read
+-- and the change notification now call.
+CREATE FUNCTION avatar.avatar_is_served(a avatar.avatar) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT $1.disabled_at IS NULL $$;
+REVOKE ALL ON FUNCTION avatar.avatar_is_served(avatar.avatar) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_sha1(id uuid) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT a.sha1 FROM avatar.avatar a WHERE a.id = $1 AND avatar.avatar_is_served(a) $$;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_notify_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        changed avatar.avatar := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    BEGIN
+        PERFORM pg_notify('avatar_changed', json_build_object(
+            'id', changed.id,
+            'resource', changed.resource,
+            'sha1', CASE WHEN TG_OP <> 'DELETE' AND avatar.avatar_is_served(changed)
+                         THEN changed.sha1 END)::text);
+        -- Which avatar an address digest leads to may have changed too:
+        -- its owner's, or the fallback's copy for it.
+        PERFORM avatar.avatar_notify_address(e.md5, e.sha256)
+           FROM avatar.avatar_email e
+          WHERE e.resource = changed.resource
+             OR (changed.resource LIKE 'libravatar:%'
+                 AND e.sha256 = substr(changed.resource, length('libravatar:') + 1));
+        RETURN NULL;
+    END
+    $$;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_by_digest(digest text) RETURNS uuid
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        hex text := lower(digest);
+    BEGIN
+        IF hex !~ '^([0-9a-f]{32}|[0-9a-f]{64})$' THEN
+            RAISE EXCEPTION 'pg_avatar: % is not an MD5 or SHA-256 digest', quote_literal(digest)
+                USING ERRCODE = '22023', HINT = 'Give 32 or 64 hex digits.';
+        END IF;
+        -- The resource's own avatar; failing that, a copy the fallback
+        -- fetched, unless the owner has an avatar that is disabled.
+        RETURN (SELECT coalesce(own.id, copy.id)
+                  FROM avatar.avatar_email e
+                  LEFT JOIN avatar.avatar own ON own.resource = e.resource
+                  LEFT JOIN avatar.avatar copy ON copy.resource = 'libravatar:' || e.sha256
+                 WHERE (CASE WHEN length(hex) = 32 THEN e.md5 = hex ELSE e.sha256 = hex END)
+                   AND CASE WHEN own.id IS NOT NULL THEN avatar.avatar_is_served(own)
+                            ELSE avatar.avatar_is_served(copy) END);
+    END
+    $$;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_disable(resource text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH changed AS (UPDATE avatar.avatar a SET disabled_at = now()
+                          WHERE a.resource = $1 AND avatar.avatar_is_served(a) RETURNING 1)
+        SELECT EXISTS (SELECT FROM changed)
+    $$;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_enable(resource text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH changed AS (UPDATE avatar.avatar a SET disabled_at = NULL
+                          WHERE a.resource = $1 AND NOT avatar.avatar_is_served(a) RETURNING 1)
+        SELECT EXISTS (SELECT FROM changed)
+    $$;

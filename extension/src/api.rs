@@ -1,6 +1,7 @@
 //! The SQL functions written in Rust. Each is a few lines around the
 //! pipeline and the store; the rest of the API is plain SQL in `sql/`.
 
+use avatar_contract::placeholder;
 use avatar_contract::resource::{self, FALLBACK_PREFIX};
 use avatar_pipeline::{quantise, Format, Limits, Placeholder, Rendition};
 use pgrx::prelude::*;
@@ -33,6 +34,19 @@ fn avatar_set(resource: Option<&str>, image: Option<&[u8]>) -> pgrx::Uuid {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn avatar_resource_check(resource: &str) {
     check_resource(resource, "avatar_resource_check");
+}
+
+/// The resource of a row: `prefix` (its table's name) and each key part's
+/// text, escaped by the contract's one encoding. diesel-avatar's SQL
+/// expression calls this, and the delete trigger runs the same Rust.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn avatar_resource(prefix: &str, parts: pgrx::Array<'_, &str>) -> String {
+    const F: &str = "avatar_resource";
+    let parts: Vec<&str> = parts
+        .iter()
+        .map(|part| required(part, "a key part", F))
+        .collect();
+    resource::encode(prefix, parts)
 }
 
 fn check_resource(resource: &str, function: &'static str) {
@@ -75,15 +89,14 @@ fn avatar_set_fallback(sha256: &str, image: &[u8]) -> Option<pgrx::Uuid> {
 fn avatar_default(kind: &str, seed: &str, size: i32) -> Vec<u8> {
     const F: &str = "avatar_default";
     let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, F));
-    let Some(placeholder) = Placeholder::from_libravatar(kind) else {
+    let Some(placeholder) = Placeholder::parse(kind) else {
         invalid(
             format!("{kind:?} is not a kind of default avatar"),
-            "Use initial, mm, mp, identicon, retro, monsterid, robohash, pagan or blank.",
+            &format!("Use {}.", placeholder::names()),
             F,
         );
     };
-    placeholder
-        .render(seed, side, PLACEHOLDER_QUALITY)
+    avatar_pipeline::placeholder::render(placeholder, seed, side, PLACEHOLDER_QUALITY)
         .unwrap_or_else(|e| raise(e, F))
 }
 
@@ -131,7 +144,7 @@ fn parse_format(format: &str) -> Format {
     Format::parse(format).unwrap_or_else(|| {
         invalid(
             format!("{format:?} is not a format pg_avatar serves"),
-            "Use 'jpeg', 'png' or 'webp'.",
+            &format!("Use one of {}.", Format::sql_list()),
             GET,
         )
     })

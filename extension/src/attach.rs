@@ -18,14 +18,14 @@
 
 use avatar_contract::resource;
 use pgrx::datum::DatumWithOid;
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::pg_sys::{self, PgBuiltInOids, PgOid};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult, SpiTupleTable};
-use pgrx::{AnyArray, PgSqlErrorCode};
+use pgrx::AnyArray;
 
-use crate::error::{fail, input_error, spi_failed};
+use crate::error::{fail, report, spi_failed};
 use crate::privilege::{as_role, extension_owner};
+use avatar_contract::Class;
 
 /// The key types `#[derive(Avatar)]` supports (diesel's `Integer`,
 /// `BigInt`, `Text`, which `varchar` also is, and `Uuid`), and their names.
@@ -155,8 +155,8 @@ fn quote_identifier(name: &str) -> String {
 
 fn not_attached(relation: &str, trigger: &'static str) -> ! {
     fail(
-        input_error(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        report(
+            Class::WrongState,
             format!("{relation} is not attached, so its rows own no avatars"),
             trigger,
         )
@@ -269,8 +269,8 @@ fn avatar_owner_deleted<'a>(
 
 fn key_error(relation: &str, column: &str, what: &str) -> ! {
     fail(
-        input_error(
-            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        report(
+            Class::DatatypeMismatch,
             format!("the avatar key column {column} of {relation} {what}"),
             "avatar_owner_deleted",
         )
@@ -302,12 +302,9 @@ fn avatar_owner_truncated<'a>(
     .unwrap_or(false);
     if !emptied {
         fail(
-            ErrorReport::new(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!(
-                    "{}TRUNCATE of {name} alone would leave its rows' avatars behind",
-                    avatar_contract::INVALID_INPUT_MARKER
-                ),
+            report(
+                Class::Unsupported,
+                format!("TRUNCATE of {name} alone would leave its rows' avatars behind"),
                 "avatar_owner_truncated",
             )
             .set_detail(format!(
@@ -349,8 +346,8 @@ fn attach(owner: pg_sys::Oid, key_columns: AnyArray) {
     .unwrap_or(false);
     if !may_wipe {
         fail(
-            ErrorReport::new(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            report(
+                Class::InsufficientPrivilege,
                 format!("attaching {} needs EXECUTE on avatar.avatar_wipe(text)", relation.name),
                 F,
             )
@@ -376,11 +373,11 @@ fn attach(owner: pg_sys::Oid, key_columns: AnyArray) {
     .unwrap_or_else(|e| spi_failed(e))
     .unwrap_or_default();
     let bad = |code, message: String, hint: String| -> ! {
-        fail(input_error(code, message, F).set_hint(hint))
+        fail(report(code, message, F).set_hint(hint))
     };
     if columns.is_empty() {
         bad(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            Class::InvalidParameter,
             "attach needs at least one key column".into(),
             "For example: SELECT avatar.attach('users', 'id');".into(),
         );
@@ -388,19 +385,19 @@ fn attach(owner: pg_sys::Oid, key_columns: AnyArray) {
     for (i, column) in columns.iter().enumerate() {
         if columns[..i].contains(column) {
             bad(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                Class::InvalidParameter,
                 format!("key column {column} is named twice"),
                 "Name each key column once, in the order of the model's primary key.".into(),
             );
         }
         match relation.column_type(column) {
             None => bad(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                Class::UndefinedColumn,
                 format!("column {column} does not exist in {}", relation.name),
                 "Name the columns of the model's primary key.".into(),
             ),
             Some((type_oid, type_name)) if !supported(type_oid) => bad(
-                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                Class::DatatypeMismatch,
                 format!(
                     "key column {column} of {} is of type {type_name}",
                     relation.name
@@ -416,7 +413,7 @@ fn attach(owner: pg_sys::Oid, key_columns: AnyArray) {
     let prefix = relation.relname.clone();
     if prefix.contains([',', '%']) {
         bad(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            Class::InvalidParameter,
             format!("the name of {} cannot begin a resource", relation.name),
             "A table's name is its resources' prefix, so it may not contain ',' or '%'.".into(),
         );
@@ -437,7 +434,7 @@ fn attach(owner: pg_sys::Oid, key_columns: AnyArray) {
     .unwrap_or_else(|e| spi_failed(e));
     if let Some(other) = taken {
         bad(
-            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            Class::DuplicateObject,
             format!("the resources named {prefix},... already belong to {other}"),
             format!(
                 "Two tables whose names give the same prefix cannot both be attached; detach {other} first."
@@ -608,20 +605,20 @@ fn describe(relid: pg_sys::Oid) -> Option<Described> {
 /// checks the caller's rights, and again once it is held.
 fn owned_table(relid: pg_sys::Oid, function: &'static str) -> Table {
     let bad = |code, message: String, hint: &str| -> ! {
-        fail(input_error(code, message, function).set_hint(hint))
+        fail(report(code, message, function).set_hint(hint))
     };
     let checked = || -> Described {
         let Some(relation) = describe(relid) else {
             bad(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                Class::UndefinedTable,
                 format!("relation {relid} does not exist"),
                 "Name a table.",
             );
         };
         if !relation.owned {
             fail(
-                ErrorReport::new(
-                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                report(
+                    Class::InsufficientPrivilege,
                     format!("must be the owner of {} to {function} it", relation.name),
                     function,
                 )
@@ -645,27 +642,27 @@ fn owned_table(relid: pg_sys::Oid, function: &'static str) -> Table {
     if function == "attach" {
         match relation.kind.as_str() {
             "rt" | "pt" => bad(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                Class::InvalidParameter,
                 format!("{} is a temporary table", relation.name),
                 "Its rows vanish with the session, and its name could claim another table's avatars; attach a permanent table.",
             ),
             "rp" | "pp" | "ru" | "pu" => {}
             _ => bad(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                Class::InvalidParameter,
                 format!("{} is not a table", relation.name),
                 "Attach the table whose rows own the avatars.",
             ),
         }
         if relation.partition {
             bad(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                Class::InvalidParameter,
                 format!("{} is a partition", relation.name),
                 "Attach the partitioned table it belongs to; its partitions are covered with it.",
             );
         }
         if relation.inheritance_children {
             bad(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                Class::InvalidParameter,
                 format!("{} has inheritance children", relation.name),
                 "Their rows would not be seen; attach a table without children, or a partitioned table.",
             );

@@ -1,17 +1,27 @@
-//! Errors as SQL errors with fitting SQLSTATEs. What the caller's input
-//! caused carries the contract's marker, so clients that cannot see the
-//! SQLSTATE still tell it from a failure.
+//! Errors as SQL errors, by the contract's classes. What the caller's
+//! input caused carries the contract's marker, so clients that cannot see
+//! the SQLSTATE still tell it from a failure.
 
-use avatar_contract::INVALID_INPUT_MARKER;
-use avatar_pipeline::{Class, Error};
+use avatar_contract::error::{mark, Class};
+use avatar_pipeline::Error;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
+/// pgrx's code for a class; `sql_tests` checks each against
+/// [`Class::sqlstate`].
 pub fn sqlstate(class: Class) -> PgSqlErrorCode {
     match class {
         Class::InvalidParameter => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        Class::NullValue => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         Class::InvalidBinary => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
         Class::LimitExceeded => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        Class::Unsupported => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        Class::WrongState => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        Class::DatatypeMismatch => PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+        Class::UndefinedTable => PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+        Class::UndefinedColumn => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        Class::DuplicateObject => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+        Class::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         Class::OutOfMemory => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
         Class::Internal => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     }
@@ -29,27 +39,25 @@ pub fn spi_failed(e: pgrx::spi::SpiError) -> ! {
     pgrx::error!("SPI failed in pg_avatar: {e}")
 }
 
-/// The report for bad input: `message` behind the contract's marker.
+/// The report for an error of `class`: behind the contract's marker when
+/// the caller's input caused it.
 #[track_caller]
-pub fn input_error(
-    code: PgSqlErrorCode,
+pub fn report(
+    class: Class,
     message: impl std::fmt::Display,
     function: &'static str,
 ) -> ErrorReport {
-    ErrorReport::new(code, format!("{INVALID_INPUT_MARKER}{message}"), function)
+    let message = if class.is_invalid_input() {
+        mark(message)
+    } else {
+        message.to_string()
+    };
+    ErrorReport::new(sqlstate(class), message, function)
 }
 
 #[track_caller]
 pub fn raise(error: Error, function: &'static str) -> ! {
-    let class = error.class();
-    let report = match class {
-        Class::InvalidParameter | Class::InvalidBinary | Class::LimitExceeded => {
-            input_error(sqlstate(class), &error, function)
-        }
-        Class::OutOfMemory | Class::Internal => {
-            ErrorReport::new(sqlstate(class), error.to_string(), function)
-        }
-    };
+    let report = report(error.class(), &error, function);
     fail(match error.hint() {
         Some(hint) => report.set_hint(hint),
         None => report,
@@ -61,8 +69,8 @@ pub fn raise(error: Error, function: &'static str) -> ! {
 pub fn required<T>(value: Option<T>, argument: &str, function: &'static str) -> T {
     value.unwrap_or_else(|| {
         fail(
-            input_error(
-                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            report(
+                Class::NullValue,
                 format!("{argument} must not be NULL"),
                 function,
             )
@@ -73,12 +81,5 @@ pub fn required<T>(value: Option<T>, argument: &str, function: &'static str) -> 
 
 #[track_caller]
 pub fn invalid(message: impl std::fmt::Display, hint: &str, function: &'static str) -> ! {
-    fail(
-        input_error(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            message,
-            function,
-        )
-        .set_hint(hint),
-    )
+    fail(report(Class::InvalidParameter, message, function).set_hint(hint))
 }

@@ -210,6 +210,33 @@ mod tests {
         assert_eq!(none, Some(0));
     }
 
+    /// The version this library installs is the newest schema it knows,
+    /// so a new version cannot be released without teaching it the schema.
+    #[pg_test]
+    fn the_installed_version_is_the_newest_schema() {
+        use crate::store::Schema;
+        let installed = one::<String>(
+            "SELECT extversion FROM pg_extension WHERE extname = 'pg_avatar'",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(installed, env!("CARGO_PKG_VERSION"));
+        assert_eq!(Schema::of_version(&installed), Some(Schema::NEWEST));
+    }
+
+    /// pgrx names SQLSTATEs by constant; the contract by text. Each of the
+    /// contract's classes is raised as the SQLSTATE it says.
+    #[pg_test]
+    fn each_class_raises_its_sqlstate() {
+        for class in avatar_contract::Class::ALL {
+            let packed = crate::error::sqlstate(class) as isize;
+            let text: String = (0..5)
+                .map(|i| (((packed >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+                .collect();
+            assert_eq!(text, class.sqlstate(), "{class:?}");
+        }
+    }
+
     #[pg_test(error = "pg_avatar: \"gif\" is not a format pg_avatar serves")]
     fn an_unknown_format_is_rejected() {
         let id = set("users,1", &png(64, 64));
@@ -429,6 +456,14 @@ mod tests {
                 true,
             ),
             ("avatar.avatar_resource_check(text)", "i", true, "s", false),
+            ("avatar.avatar_resource(text,text[])", "i", true, "s", false),
+            (
+                "avatar.avatar_is_served(avatar.avatar)",
+                "i",
+                false,
+                "s",
+                false,
+            ),
             (
                 "avatar.avatar_default(text,text,integer)",
                 "i",
@@ -504,6 +539,9 @@ mod tests {
                 "avatar.avatar_size",
                 "avatar.avatar_default",
                 "avatar.avatar_resource_check",
+                "avatar.avatar_resource(",
+                // Inlined into the queries that call it, which a SET forbids.
+                "avatar.avatar_is_served",
             ];
             if !pure.iter().any(|p| signature.starts_with(p)) {
                 assert_eq!(

@@ -15,15 +15,46 @@ use rand::TryRngCore;
 use crate::commit_check;
 use crate::error::spi_failed;
 
+/// The schema a database has, by its installed extension version: a newly
+/// installed library serves an older schema until `ALTER EXTENSION UPDATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Schema {
+    /// No `disabled_at`, JPEG renditions only.
+    V0_1,
+    V0_2,
+    V0_3,
+}
+
+impl Schema {
+    pub(crate) const NEWEST: Schema = Schema::V0_3;
+
+    pub(crate) fn of_version(version: &str) -> Option<Schema> {
+        Some(match version {
+            "0.1.0" => Schema::V0_1,
+            "0.2.0" => Schema::V0_2,
+            "0.3.0" => Schema::V0_3,
+            _ => return None,
+        })
+    }
+}
+
 /// A statement `avatar_get` runs on every call, planned once per backend.
 struct Statement {
     sql: &'static str,
-    /// The same statement for a database still at 0.1.0 (no `disabled_at`,
-    /// JPEG renditions only),
-    /// so a newly installed library serves it until `ALTER EXTENSION UPDATE`.
-    before_0_2: Option<&'static str>,
+    /// The same statement for older schemas: each for the schemas up to
+    /// its own, oldest first.
+    older: &'static [(Schema, &'static str)],
     args: &'static [PgOid],
     mutating: bool,
+}
+
+impl Statement {
+    fn sql_for(&self, schema: Schema) -> &'static str {
+        self.older
+            .iter()
+            .find(|(upto, _)| schema <= *upto)
+            .map_or(self.sql, |(_, sql)| sql)
+    }
 }
 
 const UUID: PgOid = PgOid::BuiltIn(PgBuiltInOids::UUIDOID);
@@ -41,24 +72,47 @@ const LOOKUP: Statement = Statement {
       FROM avatar.avatar a
       LEFT JOIN avatar.avatar_cache c
              ON c.avatar_id = a.id AND c.size = $2 AND c.format = $3 AND c.sha1 = a.sha1
-     WHERE a.id = $1 AND a.disabled_at IS NULL",
-    // 0.1.0 cached JPEG only.
-    before_0_2: Some(
-        "
+     WHERE a.id = $1 AND avatar.avatar_is_served(a)",
+    older: &[
+        // 0.1.0 cached JPEG only, and could not disable.
+        (
+            Schema::V0_1,
+            "
     SELECT a.sha1, a.width, c.image
       FROM avatar.avatar a
       LEFT JOIN avatar.avatar_cache c
              ON c.avatar_id = a.id AND c.size = $2 AND $3 = 'jpeg' AND c.sha1 = a.sha1
      WHERE a.id = $1",
-    ),
+        ),
+        // 0.2.0 had no avatar_is_served.
+        (
+            Schema::V0_2,
+            "
+    SELECT a.sha1, a.width, c.image
+      FROM avatar.avatar a
+      LEFT JOIN avatar.avatar_cache c
+             ON c.avatar_id = a.id AND c.size = $2 AND c.format = $3 AND c.sha1 = a.sha1
+     WHERE a.id = $1 AND a.disabled_at IS NULL",
+        ),
+    ],
     args: &[UUID, INT4, TEXT],
     mutating: false,
 };
 
 /// The master with the digest and side that belong to these very bytes.
 const MASTER: Statement = Statement {
-    sql: "SELECT image, sha1, width FROM avatar.avatar WHERE id = $1 AND disabled_at IS NULL",
-    before_0_2: Some("SELECT image, sha1, width FROM avatar.avatar WHERE id = $1"),
+    sql: "SELECT a.image, a.sha1, a.width FROM avatar.avatar a
+           WHERE a.id = $1 AND avatar.avatar_is_served(a)",
+    older: &[
+        (
+            Schema::V0_1,
+            "SELECT image, sha1, width FROM avatar.avatar WHERE id = $1",
+        ),
+        (
+            Schema::V0_2,
+            "SELECT image, sha1, width FROM avatar.avatar WHERE id = $1 AND disabled_at IS NULL",
+        ),
+    ],
     args: &[UUID],
     mutating: false,
 };
@@ -83,7 +137,8 @@ const MEMOIZE: Statement = Statement {
       FROM gate, avatar.avatar a
      WHERE gate.open AND a.id = $1 AND a.sha1 = $4
     ON CONFLICT DO NOTHING",
-    before_0_2: Some(
+    older: &[(
+        Schema::V0_1,
         "
     WITH gate AS (SELECT pg_catalog.pg_try_advisory_xact_lock($6, $7) AS open)
     INSERT INTO avatar.avatar_cache (avatar_id, size, sha1, image)
@@ -91,7 +146,7 @@ const MEMOIZE: Statement = Statement {
       FROM gate, avatar.avatar a
      WHERE gate.open AND a.id = $1 AND a.sha1 = $4 AND $3 = 'jpeg'
     ON CONFLICT DO NOTHING",
-    ),
+    )],
     args: &[UUID, INT4, TEXT, TEXT, BYTEA, INT4, INT4],
     mutating: true,
 };
@@ -173,12 +228,9 @@ fn kept<'a>(
     if let Some(plan) = cell.get() {
         return Ok(plan);
     }
-    let (table, current) = schema(client)?;
+    let (table, schema) = schema(client)?;
     TABLE.with(|t| t.set(table));
-    let sql = match statement.before_0_2 {
-        Some(older) if !current => older,
-        _ => statement.sql,
-    };
+    let sql = statement.sql_for(schema);
     let plan = if statement.mutating {
         client.prepare_mut(sql, statement.args)?
     } else {
@@ -187,21 +239,22 @@ fn kept<'a>(
     Ok(cell.get_or_init(|| plan.keep()))
 }
 
-/// `avatar.avatar`'s oid, and whether its schema is 0.2 or later.
-fn schema(client: &SpiClient<'_>) -> SpiResult<(pg_sys::Oid, bool)> {
+/// `avatar.avatar`'s oid, and the schema the installed version has. A
+/// version this library does not know is newer than it (a downgrade of the
+/// library alone), and is read as the newest it knows.
+fn schema(client: &SpiClient<'_>) -> SpiResult<(pg_sys::Oid, Schema)> {
     let row = client
         .select(
-            "SELECT 'avatar.avatar'::pg_catalog.regclass::pg_catalog.oid,
-                    EXISTS (SELECT FROM pg_catalog.pg_attribute
-                             WHERE attrelid = 'avatar.avatar'::pg_catalog.regclass
-                               AND attname = 'disabled_at' AND NOT attisdropped)",
+            "SELECT 'avatar.avatar'::pg_catalog.regclass::pg_catalog.oid, e.extversion
+               FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_avatar'",
             Some(1),
             &[],
         )?
         .first();
+    let version = row.get::<String>(2)?.unwrap_or_default();
     Ok((
         row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
-        row.get::<bool>(2)?.unwrap_or(true),
+        Schema::of_version(&version).unwrap_or(Schema::NEWEST),
     ))
 }
 

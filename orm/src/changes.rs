@@ -1,5 +1,7 @@
-//! Subscribing to avatar changes: pg_avatar sends `NOTIFY avatar_changed`
-//! for every new avatar, new image, disable, enable, wipe and delete.
+//! Subscribing to avatar changes: pg_avatar sends a notification for
+//! every new avatar, new image, disable, enable, wipe and delete, and for
+//! every address digest that may now lead elsewhere (channels and payloads
+//! in `avatar_contract::notify`).
 //!
 //! ```ignore
 //! for change in diesel_avatar::changes::Changes::listen(&database_url)? {
@@ -7,28 +9,18 @@
 //!     evict(change.id);               // change.sha1 is None once it is gone or disabled
 //! }
 //! ```
+//!
+//! [`Subscription`] is the one loop that reads them; [`Changes`] and the
+//! route's memory cache are both built on it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use avatar_contract::notify::{self, ADDRESS_CHANNEL, AVATAR_CHANNEL};
 use diesel::pg::PgConnection;
 use diesel::{Connection, RunQueryDsl};
 use uuid::Uuid;
 
-/// The channel pg_avatar notifies on.
-pub const CHANNEL: &str = "avatar_changed";
-
-/// Where pg_avatar says that an address digest may now lead to another
-/// avatar (or none): payload `{"md5": …, "sha256": …}`.
-pub const ADDRESS_CHANNEL: &str = "avatar_address_changed";
-
-/// The two digests of an address whose avatar may have changed.
-pub fn parse_address(payload: &str) -> Option<[String; 2]> {
-    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
-    let digest = |key: &str| Some(value.get(key)?.as_str()?.to_ascii_lowercase());
-    Some([digest("md5")?, digest("sha256")?])
-}
-
-/// One change, as the notification's JSON payload describes it.
+/// One change of an avatar, as its notification describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub id: Uuid,
@@ -38,58 +30,174 @@ pub struct Change {
 }
 
 impl Change {
-    /// Parses a notification payload; `None` if it is not pg_avatar's.
+    /// Parses an [`AVATAR_CHANNEL`] payload; `None` if it is not pg_avatar's.
     pub fn parse(payload: &str) -> Option<Change> {
+        use notify::avatar::{ID, RESOURCE, SHA1};
         let value: serde_json::Value = serde_json::from_str(payload).ok()?;
         Some(Change {
-            id: value.get("id")?.as_str()?.parse().ok()?,
-            resource: value.get("resource")?.as_str()?.to_string(),
-            sha1: value.get("sha1")?.as_str().map(str::to_string),
+            id: value.get(ID)?.as_str()?.parse().ok()?,
+            resource: value.get(RESOURCE)?.as_str()?.to_string(),
+            sha1: match value.get(SHA1)? {
+                serde_json::Value::Null => None,
+                sha1 => Some(sha1.as_str()?.to_string()),
+            },
         })
     }
 }
 
-/// A blocking iterator over changes, from a connection of its own.
-pub struct Changes {
-    conn: PgConnection,
-    poll: Duration,
+/// The two digests (MD5, SHA-256; lower case) of an address whose avatar
+/// may have changed, from an [`ADDRESS_CHANNEL`] payload.
+pub fn parse_address(payload: &str) -> Option<[String; 2]> {
+    use notify::address::{MD5, SHA256};
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let digest = |key: &str| Some(value.get(key)?.as_str()?.to_ascii_lowercase());
+    Some([digest(MD5)?, digest(SHA256)?])
 }
+
+/// What a subscription hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Avatar(Change),
+    Address([String; 2]),
+    /// On one of the channels, but not pg_avatar's: any role may NOTIFY,
+    /// so these are the forgeries.
+    Malformed,
+}
+
+/// Why a subscription could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsubscribed {
+    /// No connection, or `LISTEN` failed.
+    Unreachable,
+    /// A hot standby cannot `LISTEN`; its primary sends the notifications.
+    Standby,
+}
+
+/// The connection was lost: notifications sent meanwhile are gone, so
+/// whatever was kept in step with them must start again from scratch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lost;
+
+/// A connection of its own that `LISTEN`s on both channels.
+pub struct Subscription {
+    conn: PgConnection,
+    last_heard: Instant,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Subscription { .. }")
+    }
+}
+
+/// How long a quiet subscription waits before checking that its
+/// connection is still alive.
+const PING: Duration = Duration::from_secs(2);
+
+impl Subscription {
+    /// Connects and subscribes. What is committed from now on is heard.
+    pub fn connect(database_url: &str) -> Result<Subscription, Unsubscribed> {
+        let mut conn =
+            PgConnection::establish(database_url).map_err(|_| Unsubscribed::Unreachable)?;
+        let standby = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "pg_catalog.pg_is_in_recovery()",
+        ))
+        .get_result::<bool>(&mut conn)
+        .map_err(|_| Unsubscribed::Unreachable)?;
+        if standby {
+            return Err(Unsubscribed::Standby);
+        }
+        for channel in [AVATAR_CHANNEL, ADDRESS_CHANNEL] {
+            diesel::sql_query(format!("LISTEN {channel}"))
+                .execute(&mut conn)
+                .map_err(|_| Unsubscribed::Unreachable)?;
+        }
+        Ok(Subscription {
+            conn,
+            last_heard: Instant::now(),
+        })
+    }
+
+    /// What has arrived since the last call, without waiting. After a
+    /// quiet [`PING`], it checks the connection with a round trip.
+    pub fn poll(&mut self) -> Result<Vec<Notice>, Lost> {
+        let mut notices = Vec::new();
+        for notification in self.conn.notifications_iter() {
+            let notification = notification.map_err(|_| Lost)?;
+            let payload = &notification.payload;
+            let notice = if notification.channel == ADDRESS_CHANNEL {
+                parse_address(payload).map(Notice::Address)
+            } else {
+                Change::parse(payload).map(Notice::Avatar)
+            };
+            notices.push(notice.unwrap_or(Notice::Malformed));
+        }
+        if !notices.is_empty() {
+            self.last_heard = Instant::now();
+        } else if self.last_heard.elapsed() >= PING {
+            diesel::sql_query("SELECT 1")
+                .execute(&mut self.conn)
+                .map_err(|_| Lost)?;
+            self.last_heard = Instant::now();
+        }
+        Ok(notices)
+    }
+}
+
+/// A blocking iterator over avatar changes, on the caller's thread.
+#[derive(Debug)]
+pub struct Changes {
+    subscription: Subscription,
+    heard: std::vec::IntoIter<Notice>,
+}
+
+/// How often [`Changes`] looks for notifications.
+pub const POLL: Duration = Duration::from_millis(50);
 
 impl Changes {
     /// Connects and subscribes. Changes committed from now on are seen.
     pub fn listen(database_url: &str) -> diesel::ConnectionResult<Changes> {
-        let mut conn = PgConnection::establish(database_url)?;
-        diesel::sql_query(format!("LISTEN {CHANNEL}"))
-            .execute(&mut conn)
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        let subscription = Subscription::connect(database_url).map_err(|why| {
+            diesel::ConnectionError::BadConnection(match why {
+                Unsubscribed::Standby => "a hot standby cannot LISTEN; use its primary".into(),
+                Unsubscribed::Unreachable => "could not connect and LISTEN".into(),
+            })
+        })?;
         Ok(Changes {
-            conn,
-            poll: Duration::from_millis(50),
+            subscription,
+            heard: Vec::new().into_iter(),
         })
     }
 }
 
 impl Iterator for Changes {
-    type Item = diesel::QueryResult<Change>;
+    type Item = Result<Change, Lost>;
 
     /// Waits for the next change. An error means the connection failed:
     /// changes may have been missed, so start again from a fresh state.
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            for notification in self.conn.notifications_iter() {
-                match notification {
-                    Ok(n) => {
-                        if let Some(change) = Change::parse(&n.payload) {
-                            return Some(Ok(change));
-                        }
-                    }
-                    Err(e) => return Some(Err(e)),
+            for notice in self.heard.by_ref() {
+                if let Notice::Avatar(change) = notice {
+                    return Some(Ok(change));
                 }
             }
-            std::thread::sleep(self.poll);
+            match self.subscription.poll() {
+                Ok(notices) if notices.is_empty() => std::thread::sleep(POLL),
+                Ok(notices) => self.heard = notices.into_iter(),
+                Err(lost) => return Some(Err(lost)),
+            }
         }
     }
 }
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the subscription's connection was lost")
+    }
+}
+
+impl std::error::Error for Lost {}
 
 #[cfg(test)]
 mod tests {
@@ -117,6 +225,11 @@ mod tests {
             None
         );
         assert_eq!(Change::parse("not json"), None);
+        assert_eq!(
+            Change::parse(&format!(r#"{{"id":"{id}","resource":"x","sha1":7}}"#)),
+            None,
+            "a sha1 that is neither text nor null is not pg_avatar's"
+        );
         assert_eq!(
             parse_address(r#"{"md5":"AB","sha256":"cd"}"#),
             Some(["ab".to_string(), "cd".to_string()])

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use avatar_contract::INVALID_INPUT_MARKER;
+use avatar_contract::error::unmark;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 /// What went wrong, split the way an application answers: the caller's
@@ -24,14 +24,14 @@ impl Error {
 }
 
 impl From<DieselError> for Error {
-    /// diesel reports the SQLSTATEs of bad input (22023, 22P03, 54000,
-    /// 22004) only as `DatabaseErrorKind::Unknown`, so the contract's
-    /// marker, which pg_avatar puts on every such message and no other,
-    /// is the signal. The message is kept without it.
+    /// diesel reports the SQLSTATEs of bad input (the contract's classes
+    /// whose `is_invalid_input` holds) only as `DatabaseErrorKind::Unknown`,
+    /// so the contract's marker, which pg_avatar puts on every such message
+    /// and no other, is the signal. The message is kept without it.
     fn from(e: DieselError) -> Self {
         match &e {
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
-                match info.message().strip_prefix(INVALID_INPUT_MARKER) {
+                match unmark(info.message()) {
                     Some(message) => Error::InvalidInput {
                         message: message.to_string(),
                         hint: info.hint().map(str::to_string),

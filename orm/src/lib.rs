@@ -14,33 +14,26 @@
 //! let url = user.avatar_url(conn, &urls, 128)?;       // .../avatar/{db key}/{id}?s=128&v=…
 //! ```
 //!
-//! - [`Avatar`], the mixin, and its derive;
+//! - [`Avatar`], the mixin, and its derive, over [`AvatarKey`]s;
 //! - [`functions`], the extension's SQL functions for the query builder;
 //! - [`urls`], public URLs whose database segment is a keyed hash;
-//! - [`libravatar`], the Libravatar protocol's request rules, and
-//!   [`federation`], its DNS rules for the opt-in fallback;
-//! - [`changes`], a subscription to avatar changes;
-//! - `http` (feature `http`), the axum route that serves those URLs, and
-//!   optionally a Libravatar-compatible one.
-
-// Lets the derive's `diesel_avatar::` paths resolve inside this crate too.
-extern crate self as diesel_avatar;
+//! - [`changes`], a subscription to avatar changes.
+//!
+//! A library only: it starts no threads and serves nothing. The route
+//! that serves the URLs is the `pg-avatar-server` crate.
 
 pub mod changes;
 mod error;
-pub mod federation;
-mod format;
 pub mod functions;
-pub mod libravatar;
+mod key;
 mod model;
 pub mod urls;
 
-#[cfg(feature = "http")]
-pub mod http;
-
+pub use avatar_contract as contract;
+pub use avatar_contract::Format;
 pub use diesel_avatar_derive::Avatar;
 pub use error::{Error, Result};
-pub use format::Format;
+pub use key::AvatarKey;
 #[doc(hidden)]
 pub use model::__private;
 pub use model::{resource_url, Avatar, ResourceSql};

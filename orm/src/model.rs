@@ -98,102 +98,30 @@ pub fn resource_url(
 /// Support for the derive's generated code; not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    use std::fmt::Display;
-
-    use diesel::expression::{AsExpression, BoxableExpression, Expression};
+    use diesel::expression::{BoxableExpression, Expression};
     use diesel::pg::Pg;
-    use diesel::sql_types::Text;
-    use diesel::TextExpressionMethods;
+    use diesel::sql_types::{Array, Text};
 
     pub use super::ResourceSql;
+    pub use crate::key::resource;
     pub use diesel;
 
-    use diesel::expression::{is_aggregate, SelectableExpression, ValidGrouping};
-    use diesel::query_builder::QueryFragment;
-    use diesel::sql_types::{BigInt, Integer, SqlType, Uuid};
-    use diesel::ExpressionMethods;
+    use crate::key::{AvatarKey, Part};
 
-    /// The SQL types a primary-key part may have, and how each becomes text.
-    #[diagnostic::on_unimplemented(
-        message = "a primary key of SQL type `{Self}` cannot name an avatar's resource",
-        note = "#[derive(Avatar)] supports keys of SQL type Integer, BigInt, Text and Uuid"
-    )]
-    pub trait KeySqlType: SqlType + Sized {
-        fn text<QS, E>(part: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
-        where
-            E: Expression<SqlType = Self> + Part<QS>;
-    }
-
-    /// What diesel needs to put an expression in a boxed select.
-    pub trait Part<QS>:
-        SelectableExpression<QS>
-        + QueryFragment<Pg>
-        + ValidGrouping<(), IsAggregate = is_aggregate::No>
-        + Send
-        + 'static
-    {
-    }
-
-    impl<QS, E> Part<QS> for E where
-        E: SelectableExpression<QS>
-            + QueryFragment<Pg>
-            + ValidGrouping<(), IsAggregate = is_aggregate::No>
-            + Send
-            + 'static
-    {
-    }
-
-    impl KeySqlType for Text {
-        fn text<QS, E>(part: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
-        where
-            E: Expression<SqlType = Self> + Part<QS>,
-        {
-            Box::new(part)
-        }
-    }
-
-    macro_rules! cast_to_text {
-        ($($sql:ty),*) => {$(
-            impl KeySqlType for $sql {
-                fn text<QS, E>(part: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
-                where
-                    E: Expression<SqlType = Self> + Part<QS>,
-                {
-                    Box::new(part.cast::<Text>())
-                }
-            }
-        )*};
-    }
-    cast_to_text!(Integer, BigInt, Uuid);
-
-    /// A primary-key column as text.
-    pub fn part<QS, E>(column: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
+    /// A key column as text, checked to be of the SQL type of its field's
+    /// [`AvatarKey`].
+    pub fn part<K, QS, E>(column: E) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Text>>
     where
-        E: Expression + Part<QS>,
-        E::SqlType: KeySqlType,
+        K: AvatarKey,
+        E: Expression<SqlType = K::SqlType> + Part<QS>,
     {
-        <E::SqlType as KeySqlType>::text(column)
+        K::column_text(column)
     }
 
     diesel::define_sql_function! {
-        #[sql_name = "pg_catalog.replace"]
-        fn replace(string: Text, from: Text, to: Text) -> Text;
-    }
-
-    pub fn resource(table: &str, parts: &[&dyn Display]) -> String {
-        avatar_contract::resource::encode(table, parts.iter().map(|part| part.to_string()))
-    }
-
-    /// `table` followed by each part, escaped exactly as [`resource`] does.
-    pub fn resource_sql<T: 'static>(
-        table: &'static str,
-        parts: Vec<Box<dyn BoxableExpression<T, Pg, SqlType = Text>>>,
-    ) -> ResourceSql<T> {
-        let mut expr: ResourceSql<T> = Box::new(AsExpression::<Text>::as_expression(table));
-        for part in parts {
-            let escaped = replace(replace(part, "%", "%25"), ",", "%2C");
-            expr = Box::new(expr.concat(",").concat(escaped));
-        }
-        expr
+        /// The extension's resource of a prefix and key parts: what
+        /// [`resource`] computes in Rust, by the same Rust function.
+        #[sql_name = "avatar.avatar_resource"]
+        fn avatar_resource(prefix: Text, parts: Array<Text>) -> Text;
     }
 }

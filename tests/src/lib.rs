@@ -238,6 +238,32 @@ impl Captured {
     }
 }
 
+/// Everything the route and the fallback have logged in this process, at
+/// every level: the tests are one binary, and a process has one subscriber.
+/// Only pg_avatar's own crates: what its HTTP client logs of its own
+/// connections is not the route's to answer for.
+pub fn logs() -> &'static Captured {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let ours = tracing_subscriber::filter::Targets::new()
+            .with_target("pg_avatar_server", tracing::Level::TRACE)
+            .with_target("pg_avatar", tracing::Level::TRACE)
+            .with_target("diesel_avatar", tracing::Level::TRACE);
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish()
+            .with(ours)
+            .init();
+        logs
+    })
+}
+
 /// A login role for one test, dropped (with everything it owns in `db`)
 /// when the test ends, whatever the test made it.
 pub struct Role {

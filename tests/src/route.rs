@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use diesel_avatar::http::{Database, Limits, Options};
 use diesel_avatar::AvatarUrls;
+use pg_avatar_server::{Database, Limits, Listeners, Options};
 use ureq::http::Response;
 use ureq::Body;
 
@@ -18,7 +18,18 @@ pub const SECRET: &[u8] = b"http-test-secret-0123456789";
 /// The route on 127.0.0.1, on a runtime of its own.
 pub struct Server {
     pub base: String,
-    _runtime: tokio::runtime::Runtime,
+    listeners: Option<Listeners>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Drop for Server {
+    /// Stops the route's listeners before its runtime, as an application
+    /// would, so that no test leaves a connection behind.
+    fn drop(&mut self) {
+        if let Some(listeners) = self.listeners.take() {
+            self.runtime.block_on(listeners.shutdown());
+        }
+    }
 }
 
 impl Server {
@@ -28,7 +39,10 @@ impl Server {
             .enable_all()
             .build()
             .unwrap();
-        let app = diesel_avatar::http::router(databases, options).unwrap();
+        let (app, listeners) = {
+            let _on = runtime.enter();
+            pg_avatar_server::router(databases, options).unwrap()
+        };
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
@@ -38,13 +52,14 @@ impl Server {
             ..Limits::default()
         };
         runtime.spawn(async move {
-            diesel_avatar::http::serve(listener, app, limits, std::future::pending())
+            pg_avatar_server::serve(listener, app, limits, std::future::pending())
                 .await
                 .unwrap()
         });
         Server {
             base,
-            _runtime: runtime,
+            listeners: Some(listeners),
+            runtime,
         }
     }
 

@@ -14,6 +14,8 @@ use image::metadata::Orientation;
 use image::{ColorType, ImageDecoder, ImageFormat, ImageReader};
 
 pub use crate::complete::Scrutiny;
+use avatar_contract::Upload;
+
 use crate::{complete, Error, Limits};
 
 mod gif;
@@ -28,13 +30,17 @@ pub struct Decoded {
     pub orientation: Orientation,
 }
 
-const ACCEPTED: [ImageFormat; 5] = [
-    ImageFormat::Jpeg,
-    ImageFormat::Png,
-    ImageFormat::WebP,
-    ImageFormat::Gif,
-    ImageFormat::Bmp,
-];
+/// The contract's name for a format the decoders read.
+fn accepted(format: ImageFormat) -> Option<Upload> {
+    Some(match format {
+        ImageFormat::Jpeg => Upload::Jpeg,
+        ImageFormat::Png => Upload::Png,
+        ImageFormat::WebP => Upload::Webp,
+        ImageFormat::Gif => Upload::Gif,
+        ImageFormat::Bmp => Upload::Bmp,
+        _ => return None,
+    })
+}
 
 /// Decodes `input`, an upload or a file pg_avatar stored itself, as
 /// `scrutiny` says. With `shrink_to`, a JPEG whose centre square is at
@@ -56,25 +62,25 @@ pub fn decode(
         });
     }
     let format = image::guess_format(input).map_err(|_| Error::UnknownFormat)?;
-    if !ACCEPTED.contains(&format) {
+    let Some(upload) = accepted(format) else {
         return Err(Error::UnsupportedFormat(
             format!("{format:?}").to_uppercase(),
         ));
-    }
+    };
     // Before any decoder runs: a cut file is refused as a whole, rather
     // than decoded into an avatar whose lower part is grey.
     let whole = complete::check(format, input, limits.max_input_pixels, scrutiny, checkpoint)?;
-    match (format, whole) {
+    match (upload, whole) {
         (_, complete::Whole::Jpeg(walked)) => {
             decode_jpeg(input, &walked, limits, checkpoint, shrink_to)
         }
-        (ImageFormat::Png, _) => decode_png(input, limits, checkpoint),
-        (ImageFormat::Gif, _) => gif::decode(input, limits, checkpoint),
-        (ImageFormat::WebP, _) => match webp::Webp::find(input) {
+        (Upload::Png, _) => decode_png(input, limits, checkpoint),
+        (Upload::Gif, _) => gif::decode(input, limits, checkpoint),
+        (Upload::Webp, _) => match webp::Webp::find(input) {
             Some(parts) => parts.decode(limits, checkpoint),
             None => decode_8bit(format, input, limits, checkpoint),
         },
-        _ => decode_8bit(format, input, limits, checkpoint),
+        (Upload::Jpeg | Upload::Bmp, _) => decode_8bit(format, input, limits, checkpoint),
     }
 }
 

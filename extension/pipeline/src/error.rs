@@ -51,23 +51,7 @@ pub enum Error {
     Internal(String),
 }
 
-/// How a caller should treat an [`Error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    /// The request itself is wrong (SQLSTATE 22023).
-    InvalidParameter,
-    /// The bytes do not decode as the image they claim to be (SQLSTATE 22P03).
-    InvalidBinary,
-    /// The input is over a configured limit (SQLSTATE 54000).
-    LimitExceeded,
-    /// The machine is short of memory now (SQLSTATE 53200): not the
-    /// input's fault, and it may work later.
-    OutOfMemory,
-    /// A bug or an encoder failure: not the caller's fault (SQLSTATE XX000).
-    Internal,
-}
-
-pub const SUPPORTED_FORMATS: &str = "JPEG, PNG, WebP, GIF and BMP";
+use avatar_contract::{Class, Upload};
 
 impl Error {
     pub fn class(&self) -> Class {
@@ -93,7 +77,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Empty | Error::UnknownFormat | Error::UnsupportedFormat(_) => {
-                Some(format!("Supported formats are {SUPPORTED_FORMATS}."))
+                Some(format!("Supported formats are {}.", Upload::list()))
             }
             Error::UnsupportedFeature(_) => {
                 Some("Re-save the image as a baseline JPEG or an 8-bit PNG.".into())

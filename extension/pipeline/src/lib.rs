@@ -13,14 +13,15 @@ pub mod encode;
 mod error;
 pub mod geometry;
 pub mod placeholder;
-pub mod rendition;
+mod rendition;
 #[cfg(feature = "samples")]
 pub mod samples;
 pub mod scale;
-pub mod size;
+mod size;
 
+pub use avatar_contract::Class;
 pub use encode::Format;
-pub use error::{Class, Error, SUPPORTED_FORMATS};
+pub use error::Error;
 pub use placeholder::Placeholder;
 pub use rendition::{Lookup, Master, Rendition, Store};
 pub use size::{quantise, render_source, MAX_SIZE, MEZZANINE};
@@ -139,7 +140,7 @@ impl Pipeline<'_> {
     pub fn render_as(&self, master: &[u8], side: u32, format: Format) -> Result<Vec<u8>, Error> {
         let pixels = self.render_pixels(master, side)?;
         (self.checkpoint)();
-        format.encode(&pixels.rgb, pixels.side, self.quality)
+        encode::encode(format, &pixels.rgb, pixels.side, self.quality)
     }
 
     /// What [`Pipeline::render`] encodes: lets the benchmark judge the

@@ -6,71 +6,33 @@ use sha1::{Digest, Sha1};
 
 use crate::{encode, Error, MAX_SIZE};
 
-/// The kinds of generated image, by their Libravatar names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placeholder {
-    /// `mm`/`mp`: a grey silhouette, the same for everyone.
-    Silhouette,
-    /// `identicon`: a 5x5 mirrored pattern in one colour.
-    Identicon,
-    /// `retro`: an 8x8 mirrored pattern in three colours.
-    Retro,
-    /// `blank`: fully transparent.
-    Blank,
-    /// `initial`: the first letter of the seed (a name), white on a colour
-    /// from its hash, as Tryton's avatar mixin draws it. pg_avatar's own
-    /// kind; Libravatar seeds are address hashes, which have no letters.
-    Initial,
-}
+pub use avatar_contract::placeholder::Kind as Placeholder;
 
-impl Placeholder {
-    /// Parses a `d=` value, or `initial`. `monsterid`, `robohash` and `pagan` draw from
-    /// artwork pg_avatar does not ship; they get the retro pattern, which is
-    /// as distinct per address.
-    pub fn from_libravatar(name: &str) -> Option<Placeholder> {
-        Some(match name {
-            "mm" | "mp" => Placeholder::Silhouette,
-            "identicon" => Placeholder::Identicon,
-            "retro" | "monsterid" | "robohash" | "pagan" => Placeholder::Retro,
-            "blank" => Placeholder::Blank,
-            "initial" => Placeholder::Initial,
-            _ => return None,
-        })
+/// The image of `kind` for `seed` (an address hash, a name, a resource) at
+/// `side` x `side`, in `kind.format()`.
+pub fn render(kind: Placeholder, seed: &str, side: u32, quality: u8) -> Result<Vec<u8>, Error> {
+    if !(1..=MAX_SIZE).contains(&side) {
+        return Err(Error::SizeOutOfRange(i64::from(side)));
     }
-
-    pub fn mime_type(self) -> &'static str {
-        match self {
-            Placeholder::Blank => "image/png",
-            _ => "image/jpeg",
-        }
-    }
-
-    /// The image for `seed` (an address hash, a name, a resource) at
-    /// `side` x `side`: JPEG, or PNG for `Blank`.
-    pub fn render(self, seed: &str, side: u32, quality: u8) -> Result<Vec<u8>, Error> {
-        if !(1..=MAX_SIZE).contains(&side) {
-            return Err(Error::SizeOutOfRange(i64::from(side)));
-        }
-        let hash: [u8; 20] = Sha1::digest(seed.as_bytes()).into();
-        let rgb = match self {
-            Placeholder::Blank => return blank_png(side),
-            Placeholder::Silhouette => silhouette(side),
-            Placeholder::Initial => match initial(seed) {
-                Some(letter) => letter_on(letter, colour(&hash, 0), side),
-                // No letter to draw (an empty name, or a script the font
-                // lacks): the same silhouette as `mp`.
-                None => silhouette(side),
-            },
-            Placeholder::Identicon => grid(&hash, side, 5, &[LIGHT, colour(&hash, 0)]),
-            Placeholder::Retro => grid(
-                &hash,
-                side,
-                8,
-                &[LIGHT, colour(&hash, 0), colour(&hash, 7), colour(&hash, 13)],
-            ),
-        };
-        encode::jpeg(&rgb, side, quality)
-    }
+    let hash: [u8; 20] = Sha1::digest(seed.as_bytes()).into();
+    let rgb = match kind {
+        Placeholder::Blank => return blank_png(side),
+        Placeholder::Silhouette => silhouette(side),
+        Placeholder::Initial => match initial(seed) {
+            Some(letter) => letter_on(letter, colour(&hash, 0), side),
+            // No letter to draw (an empty name, or a script the font
+            // lacks): the same silhouette as `mp`.
+            None => silhouette(side),
+        },
+        Placeholder::Identicon => grid(&hash, side, 5, &[LIGHT, colour(&hash, 0)]),
+        Placeholder::Retro => grid(
+            &hash,
+            side,
+            8,
+            &[LIGHT, colour(&hash, 0), colour(&hash, 7), colour(&hash, 13)],
+        ),
+    };
+    encode::jpeg(&rgb, side, quality)
 }
 
 const LIGHT: [u8; 3] = [240, 240, 240];
@@ -227,12 +189,12 @@ mod tests {
             Placeholder::Initial,
         ] {
             for side in [1, 7, 80, 512] {
-                let image = decode(&kind.render("a@example.org", side, 90).unwrap());
+                let image = decode(&render(kind, "a@example.org", side, 90).unwrap());
                 assert_eq!((image.width(), image.height()), (side, side), "{kind:?}");
             }
         }
-        assert!(Placeholder::Identicon.render("x", 0, 90).is_err());
-        assert!(Placeholder::Identicon.render("x", 2049, 90).is_err());
+        assert!(render(Placeholder::Identicon, "x", 0, 90).is_err());
+        assert!(render(Placeholder::Identicon, "x", 2049, 90).is_err());
     }
 
     #[test]
@@ -242,10 +204,10 @@ mod tests {
             Placeholder::Retro,
             Placeholder::Initial,
         ] {
-            let a = kind.render("alice", 64, 90).unwrap();
-            assert_eq!(a, kind.render("alice", 64, 90).unwrap(), "{kind:?}");
+            let a = render(kind, "alice", 64, 90).unwrap();
+            assert_eq!(a, render(kind, "alice", 64, 90).unwrap(), "{kind:?}");
             let distinct: std::collections::HashSet<Vec<u8>> = (0..50)
-                .map(|i| kind.render(&format!("user{i}"), 64, 90).unwrap())
+                .map(|i| render(kind, &format!("user{i}"), 64, 90).unwrap())
                 .collect();
             // Initials share a letter here, so only the colour (a hue
             // rounded to 8-bit RGB) tells them apart.
@@ -260,7 +222,7 @@ mod tests {
 
     #[test]
     fn identicons_are_mirrored_and_have_a_shape() {
-        let image = decode(&Placeholder::Identicon.render("bob", 120, 100).unwrap()).to_rgb8();
+        let image = decode(&render(Placeholder::Identicon, "bob", 120, 100).unwrap()).to_rgb8();
         let differs = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).any(|(x, y)| x.abs_diff(y) > 24);
         // At 120 px: 12 columns of 10 px, a margin column each side, and
         // five cells of two columns between them. Sample each cell's centre.
@@ -277,33 +239,24 @@ mod tests {
 
     #[test]
     fn blank_is_transparent() {
-        let image = decode(&Placeholder::Blank.render("x", 16, 90).unwrap()).to_rgba8();
+        let image = decode(&render(Placeholder::Blank, "x", 16, 90).unwrap()).to_rgba8();
         assert!(image.pixels().all(|p| p.0[3] == 0));
-        assert_eq!(Placeholder::Blank.mime_type(), "image/png");
+        assert_eq!(Placeholder::Blank.format().mime_type(), "image/png");
     }
 
     #[test]
     fn libravatar_names() {
-        assert_eq!(
-            Placeholder::from_libravatar("mp"),
-            Some(Placeholder::Silhouette)
-        );
-        assert_eq!(
-            Placeholder::from_libravatar("mm"),
-            Some(Placeholder::Silhouette)
-        );
-        assert_eq!(
-            Placeholder::from_libravatar("robohash"),
-            Some(Placeholder::Retro)
-        );
-        assert_eq!(Placeholder::from_libravatar("404"), None);
-        assert_eq!(Placeholder::from_libravatar("https://x"), None);
+        assert_eq!(Placeholder::parse("mp"), Some(Placeholder::Silhouette));
+        assert_eq!(Placeholder::parse("mm"), Some(Placeholder::Silhouette));
+        assert_eq!(Placeholder::parse("robohash"), Some(Placeholder::Retro));
+        assert_eq!(Placeholder::parse("404"), None);
+        assert_eq!(Placeholder::parse("https://x"), None);
     }
 
     #[test]
     fn initials_show_the_first_letter_in_white_in_the_middle() {
         let ink = |name: &str| {
-            let image = decode(&Placeholder::Initial.render(name, 128, 100).unwrap()).to_rgb8();
+            let image = decode(&render(Placeholder::Initial, name, 128, 100).unwrap()).to_rgb8();
             let white = |x: u32, y: u32| image.get_pixel(x, y).0.iter().all(|&c| c > 225);
             let mut inked = vec![];
             for y in 0..128 {
@@ -335,11 +288,11 @@ mod tests {
 
     #[test]
     fn initials_without_a_letter_fall_back_to_the_silhouette() {
-        let silhouette = Placeholder::Silhouette.render("", 64, 90).unwrap();
+        let silhouette = render(Placeholder::Silhouette, "", 64, 90).unwrap();
         for name in ["", "  ", "!?", "李小龍"] {
             assert_eq!(initial(name), None, "{name:?}");
             assert_eq!(
-                Placeholder::Initial.render(name, 64, 90).unwrap(),
+                render(Placeholder::Initial, name, 64, 90).unwrap(),
                 silhouette
             );
         }
@@ -347,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_silhouette_is_a_light_shape_on_grey() {
-        let image = decode(&Placeholder::Silhouette.render("", 100, 95).unwrap()).to_rgb8();
+        let image = decode(&render(Placeholder::Silhouette, "", 100, 95).unwrap()).to_rgb8();
         let head = image.get_pixel(50, 38).0[0];
         let corner = image.get_pixel(3, 3).0[0];
         assert!(head > corner + 30, "head {head}, background {corner}");

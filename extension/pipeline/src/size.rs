@@ -1,7 +1,7 @@
 //! Which sizes exist (the rule is the SQL contract's), and which rendition
 //! each is made from.
 
-pub use avatar_contract::size::{distinct_sizes, MAX_SIZE};
+pub use avatar_contract::size::MAX_SIZE;
 
 use crate::Error;
 
@@ -35,7 +35,7 @@ mod tests {
         assert_eq!(render_source(300, 2048), None);
         assert_eq!(render_source(512, 2048), None);
         assert_eq!(render_source(64, 512), None);
-        for side in distinct_sizes() {
+        for side in avatar_contract::size::distinct_sizes() {
             assert_ne!(render_source(side, 2048), Some(side), "{side} from itself");
         }
     }

@@ -10,8 +10,8 @@ struct Model {
     table_path: Path,
     /// The table's name as it appears in resources.
     table_name: String,
-    /// Each primary-key part: (struct field, table column).
-    keys: Vec<(Ident, Ident)>,
+    /// Each primary-key part: (struct field, table column, field type).
+    keys: Vec<(Ident, Ident, syn::Type)>,
 }
 
 pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
@@ -23,10 +23,21 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
         table_name,
         keys,
     } = model;
-    let fields = keys.iter().map(|(field, _)| field);
-    let columns = keys.iter().map(|(_, column)| column);
+    let fields = keys.iter().map(|(field, _, _)| field);
+    let columns = keys.iter().map(|(_, column, _)| column);
+    let types: Vec<_> = keys.iter().map(|(_, _, ty)| ty).collect();
+    // Blamed on the field's type, where a newtype key would be fixed.
+    let key_checks = types.iter().map(|ty| {
+        quote::quote_spanned! {syn::spanned::Spanned::span(ty)=>
+            const _: fn() = || {
+                fn is_a_key<K: diesel_avatar::AvatarKey>() {}
+                is_a_key::<#ty>();
+            };
+        }
+    });
     Ok(quote! {
         const _: () = {
+            use diesel_avatar::__private::diesel;
 
             impl #impl_generics diesel_avatar::Avatar for #ident #ty_generics #where_clause {
                 type Table = #table_path::table;
@@ -34,17 +45,21 @@ pub fn derive(input: DeriveInput) -> syn::Result<TokenStream> {
                 fn avatar_resource(&self) -> ::std::string::String {
                     diesel_avatar::__private::resource(
                         #table_name,
-                        &[#(&self.#fields as &dyn ::core::fmt::Display),*],
+                        &[#(<#types as diesel_avatar::AvatarKey>::key_text(&self.#fields)),*],
                     )
                 }
 
                 fn avatar_resource_sql() -> diesel_avatar::ResourceSql<Self::Table> {
-                    diesel_avatar::__private::resource_sql(
+                    ::std::boxed::Box::new(diesel_avatar::__private::avatar_resource(
                         #table_name,
-                        ::std::vec![#(diesel_avatar::__private::part(#table_path::#columns)),*],
-                    )
+                        diesel::dsl::array::<diesel::sql_types::Text, _>((
+                            #(diesel_avatar::__private::part::<#types, _, _>(#table_path::#columns),)*
+                        )),
+                    ))
                 }
             }
+
+            #(#key_checks)*
         };
     })
 }
@@ -84,8 +99,8 @@ impl Model {
                 attr.parse_nested_meta(|meta| {
                     if meta.path.is_ident("table") {
                         let table: LitStr = meta.value()?.parse()?;
-                        if table.value().is_empty() || table.value().contains(',') {
-                            return Err(syn::Error::new_spanned(&table, "the table name must be non-empty and have no comma"));
+                        if table.value().is_empty() || table.value().contains([',', '%']) {
+                            return Err(syn::Error::new_spanned(&table, "the table name must be non-empty, without ',' or '%': it begins every resource"));
                         }
                         avatar_table = Some(table);
                     } else if meta.path.is_ident("key") {
@@ -138,7 +153,11 @@ impl Model {
                     ),
                 )
             })?;
-            keys.push((key.clone(), column_name(field)?.unwrap_or(key)));
+            keys.push((
+                key.clone(),
+                column_name(field)?.unwrap_or(key),
+                field.ty.clone(),
+            ));
         }
         Ok(Model {
             table_path,
@@ -164,7 +183,7 @@ fn column_name(field: &syn::Field) -> syn::Result<Option<Ident>> {
     Ok(column)
 }
 
-fn ident_list(meta: &ParseNestedMeta) -> syn::Result<Vec<Ident>> {
+fn ident_list(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<Ident>> {
     let content;
     syn::parenthesized!(content in meta.input);
     Ok(Punctuated::<Ident, Token![,]>::parse_terminated(&content)?
@@ -173,7 +192,7 @@ fn ident_list(meta: &ParseNestedMeta) -> syn::Result<Vec<Ident>> {
 }
 
 /// Passes over a diesel option this derive does not need, whatever its form.
-fn skip(meta: &ParseNestedMeta) -> syn::Result<()> {
+fn skip(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         meta.value()?.parse::<syn::Expr>()?;
     } else if meta.input.peek(syn::token::Paren) {

@@ -490,9 +490,13 @@ mod tests {
         let photo = image::DynamicImage::ImageRgb8(crate::samples::photo(40, 30));
         let lossless = crate::samples::encode(&photo, image::ImageFormat::WebP);
         assert!(Webp::find(&lossless).is_none());
-        let lossy = crate::Format::Webp
-            .encode(crate::samples::photo(30, 30).as_raw(), 30, 80)
-            .unwrap();
+        let lossy = crate::encode::encode(
+            crate::Format::Webp,
+            crate::samples::photo(30, 30).as_raw(),
+            30,
+            80,
+        )
+        .unwrap();
         assert!(Webp::find(&lossy).is_none());
     }
 }

@@ -104,6 +104,11 @@ fn helpful_errors() {
             .contains("at least one field")
     );
     assert!(
-        error(parse_quote! { #[avatar(table = "a,b")] struct U { id: i32 } }).contains("no comma")
+        error(parse_quote! { #[avatar(table = "a,b")] struct U { id: i32 } })
+            .contains("without ',' or '%'")
+    );
+    assert!(
+        error(parse_quote! { #[avatar(table = "50%")] struct U { id: i32 } })
+            .contains("without ',' or '%'")
     );
 }

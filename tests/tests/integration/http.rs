@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use diesel_avatar::http::Options;
 use diesel_avatar::AvatarUrls;
+use pg_avatar_server::Options;
 use pg_avatar_tests::route::{agent, cluster_port, database, get, header, Proxy, Server, SECRET};
 use pg_avatar_tests::*;
 
@@ -175,7 +175,7 @@ fn eventually<T>(mut check: impl FnMut() -> Option<T>) -> T {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("the route still served the old state after 2 s");
+    panic!("still not so after 2 s");
 }
 
 #[test]
@@ -541,4 +541,51 @@ fn forged_notifications_do_not_empty_the_memory() {
         cache_rows(&mut c, id).is_empty(),
         "served from memory after the forgeries"
     );
+}
+
+/// The route's listeners are tasks its handle owns: shutting them down
+/// closes their connections, and an application that mounts the route
+/// leaves nothing running behind it.
+#[test]
+fn shutting_the_listeners_down_closes_their_connections() {
+    let db = TestDb::new("listeners");
+    let mut c = db.connect();
+    let others = |c: &mut Client| -> i64 {
+        count(
+            c,
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_router, listeners) = {
+        let _on = runtime.enter();
+        pg_avatar_server::router(vec![database(&db, db.conninfo())], Options::default()).unwrap()
+    };
+    eventually(|| (others(&mut c) == 1).then_some(()));
+    runtime.block_on(listeners.shutdown());
+    assert_eq!(
+        eventually(|| Some(others(&mut c)).filter(|&n| n == 0)),
+        0,
+        "the listener let go of its connection"
+    );
+
+    // Dropping the handle stops them too.
+    let (_router, listeners) = {
+        let _on = runtime.enter();
+        pg_avatar_server::router(vec![database(&db, db.conninfo())], Options::default()).unwrap()
+    };
+    eventually(|| (others(&mut c) == 1).then_some(()));
+    drop(listeners);
+    eventually(|| (others(&mut c) == 0).then_some(()));
+
+    // Built off a runtime, the route says so instead of panicking.
+    assert!(matches!(
+        pg_avatar_server::router(vec![database(&db, db.conninfo())], Options::default()),
+        Err(pg_avatar_server::Error::NoRuntime)
+    ));
 }

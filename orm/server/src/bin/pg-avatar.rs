@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use diesel::prelude::*;
 use diesel_avatar::functions::avatar_set;
-use diesel_avatar::http::{self, Database, Options};
 use diesel_avatar::{AvatarUrls, Error};
+use pg_avatar_server::{self as http, Database, Options};
 use serde::Deserialize;
 
 #[derive(Parser)]
@@ -264,22 +264,27 @@ fn serve_command(serve: Serve) -> Fallible<ExitCode> {
         });
     }
     let count = databases.len();
-    let mut app = http::router(databases, options)?;
-    if let Some(path) = serve.index {
-        let page =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        app = app.route(
-            "/",
-            axum::routing::get(move || async move { axum::response::Html(page) }),
-        );
-    }
+    let index = match serve.index {
+        Some(path) => {
+            Some(std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
         .block_on(async move {
+            let (mut app, listeners) = http::router(databases, options)?;
+            if let Some(page) = index {
+                app = app.route(
+                    "/",
+                    axum::routing::get(move || async move { axum::response::Html(page) }),
+                );
+            }
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(%listen, databases = count, "serving avatars");
             http::serve(listener, app, http::Limits::default(), shutdown_signal()).await?;
+            listeners.shutdown().await;
             Ok(ExitCode::SUCCESS)
         })
 }

@@ -10,10 +10,10 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel_avatar::http::{Libravatar, Options, RemoteFallback};
 use hickory_proto::op::{Header, Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, SRV};
 use hickory_proto::rr::{Name, RData, Record};
+use pg_avatar_server::{Libravatar, Options, RemoteFallback};
 use pg_avatar_tests::route::{database, get, Server};
 use pg_avatar_tests::*;
 
@@ -78,20 +78,8 @@ fn aaaa(host: &str, ip: &str) -> Record {
     Record::from_rdata(name(host), 60, RData::AAAA(AAAA(ip.parse().unwrap())))
 }
 
-/// What this test binary's fallbacks logged: one subscriber for the process.
 fn logs() -> String {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    let logs = LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        logs
-    });
-    logs.text()
+    pg_avatar_tests::logs().text()
 }
 
 /// A Libravatar provider on 127.0.0.1: `/avatar/{hash}` gives the image

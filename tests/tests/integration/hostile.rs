@@ -304,9 +304,13 @@ fn complete_files() -> Vec<(&'static str, Vec<u8>)> {
         ("animated GIF", animated_gif()),
         (
             "lossy WebP",
-            avatar_pipeline::Format::Webp
-                .encode(square.as_raw(), 200, 80)
-                .unwrap(),
+            avatar_pipeline::encode::encode(
+                avatar_pipeline::Format::Webp,
+                square.as_raw(),
+                200,
+                80,
+            )
+            .unwrap(),
         ),
         ("lossless WebP", samples::encode(&rgba, ImageFormat::WebP)),
         (

@@ -11,17 +11,13 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use avatar_contract::Format;
 use axum::body::Bytes;
-use diesel::pg::PgConnection;
-use diesel::{Connection, RunQueryDsl};
 use lru::LruCache;
 use uuid::Uuid;
 
-use super::byte_lru::{ByteLru, Weight};
-use crate::changes::{self, Change, ADDRESS_CHANNEL, CHANNEL};
-use crate::Format;
+use crate::byte_lru::{ByteLru, Weight};
 
 #[derive(Clone)]
 pub struct Entry {
@@ -120,6 +116,12 @@ impl Cache {
         }
     }
 
+    /// Whether it holds anything at all, and so needs a listener.
+    pub fn keeps_anything(&self) -> bool {
+        let entries = self.lock();
+        entries.lru.max_bytes() > 0 || entries.addresses.is_some()
+    }
+
     fn enabled(&self) -> bool {
         self.listening.load(Ordering::Acquire)
     }
@@ -172,7 +174,7 @@ impl Cache {
         }
     }
 
-    fn evict_address(&self, digests: &[String; 2]) {
+    pub fn evict_address(&self, digests: &[String; 2]) {
         let mut entries = self.lock();
         for digest in digests {
             entries.evictions.record(Evicted::Address(digest.clone()));
@@ -182,7 +184,7 @@ impl Cache {
         }
     }
 
-    fn evict(&self, id: Uuid) {
+    pub fn evict(&self, id: Uuid) {
         let mut entries = self.lock();
         entries.evictions.record(Evicted::Avatar(id));
         for (size, format) in entries.by_id.remove(&id).unwrap_or_default() {
@@ -191,7 +193,7 @@ impl Cache {
     }
 
     /// Forgets every entry, and starts or stops trusting new ones.
-    fn reset(&self, listening: bool) {
+    pub fn reset(&self, listening: bool) {
         let mut entries = self.lock();
         entries.evictions.all();
         entries.lru.clear();
@@ -214,119 +216,6 @@ fn unindex(by_id: &mut HashMap<Uuid, Vec<(u32, Format)>>, (id, size, format): Ke
         kept.retain(|&k| k != (size, format));
         if kept.is_empty() {
             by_id.remove(&id);
-        }
-    }
-}
-
-/// How often the listener looks for notifications, and so how long a
-/// replaced or deleted avatar may still be served from memory.
-pub const POLL: Duration = Duration::from_millis(50);
-/// How often an idle listener checks that its connection is alive.
-const PING: Duration = Duration::from_secs(2);
-
-/// How often a listener whose database is a hot standby (which cannot
-/// LISTEN) checks whether it has been promoted.
-const STANDBY_RECHECK: Duration = Duration::from_secs(30);
-
-/// Subscribes to `avatar_changed` on `url` for as long as the process runs,
-/// reconnecting after failures, and evicts what each notification names.
-pub fn spawn_listener(url: String, cache: Arc<Cache>) {
-    {
-        let entries = cache.lock();
-        if entries.lru.max_bytes() == 0 && entries.addresses.is_none() {
-            return;
-        }
-    }
-    std::thread::Builder::new()
-        .name("avatar-listener".into())
-        .spawn(move || {
-            let mut backoff = POLL;
-            let mut told_standby = false;
-            loop {
-                let stopped = listen(&url, &cache);
-                cache.reset(false);
-                // libpq's messages can name the database, so they are not logged.
-                match stopped {
-                    Stopped::Lost => {
-                        tracing::warn!("avatar cache listener lost its connection; cache bypassed");
-                        backoff = POLL;
-                    }
-                    Stopped::Standby => {
-                        if !told_standby {
-                            tracing::info!(
-                                "a hot standby cannot LISTEN: serving it without the memory cache"
-                            );
-                            told_standby = true;
-                        }
-                        std::thread::sleep(STANDBY_RECHECK);
-                        continue;
-                    }
-                    Stopped::Unreachable => backoff = (backoff * 2).min(Duration::from_secs(2)),
-                }
-                std::thread::sleep(backoff);
-            }
-        })
-        .expect("spawning the listener thread");
-}
-
-enum Stopped {
-    Unreachable,
-    Standby,
-    /// It was subscribed, then failed.
-    Lost,
-}
-
-fn listen(url: &str, cache: &Cache) -> Stopped {
-    let Ok(mut conn) = PgConnection::establish(url) else {
-        return Stopped::Unreachable;
-    };
-    match diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
-        "pg_is_in_recovery()",
-    ))
-    .get_result::<bool>(&mut conn)
-    {
-        Ok(false) => {}
-        Ok(true) => return Stopped::Standby,
-        Err(_) => return Stopped::Unreachable,
-    }
-    for channel in [CHANNEL, ADDRESS_CHANNEL] {
-        if diesel::sql_query(format!("LISTEN {channel}"))
-            .execute(&mut conn)
-            .is_err()
-        {
-            return Stopped::Unreachable;
-        }
-    }
-    // Anything cached before this point may have missed a notification.
-    cache.reset(true);
-    let mut idle = Duration::ZERO;
-    loop {
-        let mut any = false;
-        for notification in conn.notifications_iter() {
-            let Ok(notification) = notification else {
-                return Stopped::Lost;
-            };
-            any = true;
-            let payload = &notification.payload;
-            let understood = if notification.channel == ADDRESS_CHANNEL {
-                changes::parse_address(payload).map(|digests| cache.evict_address(&digests))
-            } else {
-                Change::parse(payload).map(|change| cache.evict(change.id))
-            };
-            if understood.is_none() {
-                // Any role may NOTIFY on these channels, and pg_avatar only
-                // sends what parses, so a forgery is ignored: emptying the
-                // memory for it would hand every role a switch to do so.
-                tracing::debug!(channel = %notification.channel, "ignored a malformed notification");
-            }
-        }
-        std::thread::sleep(POLL);
-        idle = if any { Duration::ZERO } else { idle + POLL };
-        if idle >= PING {
-            if diesel::sql_query("SELECT 1").execute(&mut conn).is_err() {
-                return Stopped::Lost;
-            }
-            idle = Duration::ZERO;
         }
     }
 }

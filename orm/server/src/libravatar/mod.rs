@@ -1,20 +1,23 @@
 //! `GET /avatar/{digest}`: the Libravatar API over one database's avatars,
 //! so a deployment can be a federated Libravatar provider. The protocol's
-//! rules are in [`crate::libravatar`]; this is their HTTP glue.
+//! rules are in [`rules`]; this is their HTTP glue.
 
+pub mod rules;
+
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::byte_lru::ByteLru;
-use super::fallback::{Lookups, RemoteFallback};
-use super::{common_headers, failed, not_found, serve_avatar, store, Request, Service};
-use crate::libravatar::{self, Fallback};
+use crate::byte_lru::ByteLru;
+use crate::error::{blocking, common_headers, HttpError};
+use crate::fallback::{Lookups, RemoteFallback};
+use crate::{etag, store, Backend, Request, Service};
+use rules::Fallback;
 
 /// Turns the Libravatar route on (it is off unless configured).
 #[derive(Debug, Clone)]
@@ -46,66 +49,56 @@ impl Default for Libravatar {
 /// kinds are one per digest, and any client can make up digests.
 const GENERATED_BYTES: usize = 32 << 20;
 
-pub(super) struct Provider {
-    pub service: Arc<Service>,
-    pub database_key: String,
-    pub options: Libravatar,
+pub(crate) struct Provider {
+    service: Arc<Service>,
+    backend: Arc<Backend>,
+    options: Libravatar,
     generated: Mutex<ByteLru<(&'static str, String, u32), Bytes>>,
     fallback: Option<Lookups>,
 }
 
 impl Provider {
-    pub fn new(service: Arc<Service>, database_key: String, options: Libravatar) -> Provider {
+    pub fn new(service: Arc<Service>, backend: Arc<Backend>, options: Libravatar) -> Provider {
         let fallback = options.fallback.clone().map(Lookups::new);
         Provider {
             fallback,
             service,
-            database_key,
+            backend,
             options,
             generated: Mutex::new(ByteLru::new(GENERATED_BYTES)),
         }
     }
 }
 
-pub(super) async fn handle(
+pub(crate) async fn handle(
     State(state): State<Arc<Provider>>,
     Path(segment): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, HttpError> {
     let param = |short: &str, long: &str| query.get(short).or(query.get(long)).map(String::as_str);
-    let size = libravatar::size(param("s", "size"), state.options.max_size);
-    let digest = libravatar::digest(&segment);
-    let backend = &state.service.backends[&state.database_key];
+    let size = rules::size(param("s", "size"), state.options.max_size);
+    let digest = rules::digest(&segment);
 
-    if let (Some(digest), false) = (&digest, libravatar::forced(param("f", "forcedefault"))) {
-        match avatar_for(&state, digest).await {
-            Ok(Some(id)) => {
-                let request = Request {
-                    size,
-                    format: None,
-                    version: None,
-                };
-                let served = serve_avatar(
-                    &state.service,
-                    backend,
-                    &state.database_key,
-                    id,
-                    request,
-                    &headers,
-                )
-                .await;
-                if let Some(response) = served {
-                    return response;
-                }
+    if let (Some(digest), false) = (&digest, rules::forced(param("f", "forcedefault"))) {
+        if let Some(id) = avatar_for(&state, digest).await? {
+            let request = Request {
+                size,
+                format: None,
+                version: None,
+            };
+            let served = state
+                .service
+                .serve_avatar(&state.backend, id, &request, &headers)
+                .await?;
+            if let Some(response) = served {
+                return Ok(response);
             }
-            Ok(None) => {}
-            Err(response) => return response,
         }
     }
 
-    match libravatar::fallback(param("d", "default"), &state.options.allowed_default_hosts) {
-        Fallback::NotFound => not_found(),
+    match rules::fallback(param("d", "default"), &state.options.allowed_default_hosts) {
+        Fallback::NotFound => Err(HttpError::NotFound),
         Fallback::Redirect(url) => {
             let mut response = StatusCode::FOUND.into_response();
             let h = response.headers_mut();
@@ -115,7 +108,7 @@ pub(super) async fn handle(
                 HeaderValue::try_from(url).expect("a parsed URL is a valid header"),
             );
             h.insert(header::CACHE_CONTROL, state.service.cache_control.clone());
-            response
+            Ok(response)
         }
         Fallback::Generated(kind) => {
             generated(&state, kind, digest.unwrap_or_default(), size, &headers).await
@@ -125,8 +118,8 @@ pub(super) async fn handle(
 
 /// The avatar `digest` leads to, from memory or the database, after the
 /// fallback (when on) has had its chance to fetch one.
-async fn avatar_for(state: &Arc<Provider>, digest: &str) -> Result<Option<Uuid>, Response> {
-    let backend = &state.service.backends[&state.database_key];
+async fn avatar_for(state: &Arc<Provider>, digest: &str) -> Result<Option<Uuid>, HttpError> {
+    let backend = &state.backend;
     // A copy stored just now is in the database before the listener hears
     // of it, so the memory of this digest is skipped.
     let changed = fall_back(state, digest).await?;
@@ -136,32 +129,31 @@ async fn avatar_for(state: &Arc<Provider>, digest: &str) -> Result<Option<Uuid>,
     let epoch = backend.cache.epoch();
     let pool = backend.pool.clone();
     let wanted = digest.to_string();
-    match tokio::task::spawn_blocking(move || store::by_digest(&pool, &wanted)).await {
-        Ok(Ok(id)) => {
-            backend.cache.put_address(epoch, digest, id);
-            Ok(id)
-        }
-        Ok(Err(e)) => Err(failed(&state.database_key, e)),
-        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-    }
+    let id = blocking(move || store::by_digest(&pool, &wanted))
+        .await?
+        .map_err(|e| HttpError::fetch_failed(&backend.key, e))?;
+    backend.cache.put_address(epoch, digest, id);
+    Ok(id)
 }
 
 /// With the fallback on, fetches a copy for an address that is set but has
 /// no avatar: the first time before answering (within the fallback's
 /// timeout), later in the background while the old copy is served. True
 /// if this request changed what the digest leads to.
-async fn fall_back(state: &Arc<Provider>, digest: &str) -> Result<bool, Response> {
+async fn fall_back(state: &Arc<Provider>, digest: &str) -> Result<bool, HttpError> {
     let Some(lookups) = &state.fallback else {
         return Ok(false);
     };
-    let pool = state.service.backends[&state.database_key].pool.clone();
+    let pool = state.backend.pool.clone();
     let (wanted, refresh) = (digest.to_string(), lookups.refresh_after());
     let due = {
         let pool = pool.clone();
-        tokio::task::spawn_blocking(move || store::fallback_due(&pool, &wanted, refresh)).await
+        blocking(move || store::fallback_due(&pool, &wanted, refresh))
+            .await?
+            .map_err(|e| HttpError::fetch_failed(&state.backend.key, e))?
     };
     match due {
-        Ok(Ok(Some(due))) if due.copied => {
+        Some(due) if due.copied => {
             let state = state.clone();
             tokio::spawn(async move {
                 if let Some(lookups) = &state.fallback {
@@ -170,10 +162,8 @@ async fn fall_back(state: &Arc<Provider>, digest: &str) -> Result<bool, Response
             });
             Ok(false)
         }
-        Ok(Ok(Some(due))) => Ok(lookups.refresh(&pool, due).await),
-        Ok(Ok(None)) => Ok(false),
-        Ok(Err(e)) => Err(failed(&state.database_key, e)),
-        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Some(due) => Ok(lookups.refresh(&pool, due).await),
+        None => Ok(false),
     }
 }
 
@@ -183,24 +173,29 @@ async fn generated(
     seed: String,
     size: u32,
     headers: &HeaderMap,
-) -> Response {
+) -> Result<Response, HttpError> {
     // Keyed by what the image depends on: the served size, and the seed
     // only for kinds that draw it, so a stream of made-up digests cannot
     // fill memory with copies of one silhouette.
     let size = avatar_contract::size::quantise(i64::from(size)).unwrap_or(size);
-    let seed = if libravatar::seeded(kind) {
+    let seed = if rules::kind(kind).seeded() {
         seed
     } else {
         String::new()
     };
     let etag = HeaderValue::try_from(format!("\"{kind}-{seed}-{size}\""))
         .expect("hex digits are a valid header value");
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|tags| {
-        tags.as_bytes()
-            .split(|b| *b == b',')
-            .any(|t| t.trim_ascii() == etag.as_bytes())
-    }) {
-        return with_headers(StatusCode::NOT_MODIFIED.into_response(), state, kind, etag);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| etag::names(tags, &etag));
+    if fresh {
+        return Ok(with_headers(
+            StatusCode::NOT_MODIFIED.into_response(),
+            state,
+            kind,
+            etag,
+        ));
     }
     let key = (kind, seed.clone(), size);
     let kept = state
@@ -212,26 +207,25 @@ async fn generated(
     let bytes = match kept {
         Some(bytes) => bytes,
         None => {
-            let pool = state.service.backends[&state.database_key].pool.clone();
-            let made =
-                tokio::task::spawn_blocking(move || store::generated(&pool, kind, &seed, size))
-                    .await;
-            match made {
-                Ok(Ok(bytes)) => {
-                    let bytes = Bytes::from(bytes);
-                    state
-                        .generated
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .put(key, bytes.clone(), drop);
-                    bytes
-                }
-                Ok(Err(e)) => return failed(&state.database_key, e),
-                Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-            }
+            let pool = state.backend.pool.clone();
+            let made = blocking(move || store::generated(&pool, kind, &seed, size))
+                .await?
+                .map_err(|e| HttpError::fetch_failed(&state.backend.key, e))?;
+            let bytes = Bytes::from(made);
+            state
+                .generated
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .put(key, bytes.clone(), drop);
+            bytes
         }
     };
-    with_headers((StatusCode::OK, bytes).into_response(), state, kind, etag)
+    Ok(with_headers(
+        (StatusCode::OK, bytes).into_response(),
+        state,
+        kind,
+        etag,
+    ))
 }
 
 fn with_headers(
@@ -244,11 +238,7 @@ fn with_headers(
     common_headers(h);
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(if kind == "blank" {
-            "image/png"
-        } else {
-            "image/jpeg"
-        }),
+        HeaderValue::from_static(rules::kind(kind).format().mime_type()),
     );
     h.insert(header::ETAG, etag);
     h.insert(header::CACHE_CONTROL, state.service.cache_control.clone());

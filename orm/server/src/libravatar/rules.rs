@@ -5,25 +5,20 @@
 /// What Libravatar clients get without `s`.
 pub const DEFAULT_SIZE: u32 = 80;
 
-/// The generated defaults, by their `d=` names (see the extension's
-/// `avatar_default`).
-pub const GENERATED: [&str; 8] = [
-    "mm",
-    "mp",
-    "identicon",
-    "retro",
-    "monsterid",
-    "robohash",
-    "pagan",
-    "blank",
-];
+use avatar_contract::placeholder::{Kind, NAMES};
 
-/// The generated kinds that draw the same image for every seed.
-const SEEDLESS: [&str; 3] = ["mm", "mp", "blank"];
+/// The generated default a `d=` value names, by the contract's names that
+/// Libravatar clients may use.
+fn generated(name: &str) -> Option<&'static str> {
+    NAMES
+        .iter()
+        .find(|(n, kind)| *n == name && kind.libravatar())
+        .map(|(n, _)| *n)
+}
 
-/// Whether a generated `kind` depends on its seed (the address digest).
-pub fn seeded(kind: &str) -> bool {
-    !SEEDLESS.contains(&kind)
+/// The kind of a name [`fallback`] returned.
+pub fn kind(name: &str) -> Kind {
+    Kind::parse(name).unwrap_or(Kind::Silhouette)
 }
 
 /// Default answers, from `d`/`default`.
@@ -68,7 +63,7 @@ pub fn fallback(value: Option<&str>, allowed_hosts: &[String]) -> Fallback {
     if value == "404" {
         return Fallback::NotFound;
     }
-    if let Some(kind) = GENERATED.into_iter().find(|k| *k == value) {
+    if let Some(kind) = generated(value) {
         return Fallback::Generated(kind);
     }
     match url::Url::parse(value) {
@@ -142,6 +137,11 @@ mod tests {
         ] {
             assert_eq!(fallback(Some(kind), &allowed), Fallback::Generated(kind));
         }
+        assert_eq!(
+            fallback(Some("initial"), &allowed),
+            Fallback::Generated("mm"),
+            "pg_avatar's own kind needs a name, which Libravatar requests lack"
+        );
         assert_eq!(
             fallback(Some("https://IMG.example.org/a.png"), &allowed),
             Fallback::Redirect("https://img.example.org/a.png".into())

@@ -1,9 +1,9 @@
-//! Strong ETags from the image digest, the size and the format, and
-//! If-None-Match.
+//! Strong ETags from the image digest, the size and the format, and the
+//! one reading of If-None-Match.
 
 use axum::http::HeaderValue;
 
-use crate::Format;
+use avatar_contract::Format;
 
 /// 64 bits of the SHA-1 are plenty to tell one image from its successor.
 /// JPEG's tags carry no format, so they stay what they were before there
@@ -17,15 +17,20 @@ pub fn for_image(sha1: &str, size: u32, format: Format) -> HeaderValue {
     HeaderValue::try_from(tag).expect("hex and digits are a valid header value")
 }
 
-/// Whether an `If-None-Match` header names this representation. The
-/// comparison is weak, as RFC 9110 asks for If-None-Match.
+/// Whether an `If-None-Match` header names this image's representation.
 pub fn matches(if_none_match: &str, sha1: &str, size: u32, format: Format) -> bool {
-    let ours = for_image(sha1, size, format);
-    let ours = ours.to_str().expect("ASCII");
+    names(if_none_match, &for_image(sha1, size, format))
+}
+
+/// Whether an `If-None-Match` header names the representation tagged
+/// `ours`: `*`, or any listed tag, compared weakly as RFC 9110 §13.1.2
+/// asks (a `W/` prefix does not matter).
+pub fn names(if_none_match: &str, ours: &HeaderValue) -> bool {
+    let ours = ours.as_bytes();
     if_none_match
         .split(',')
-        .map(|tag| tag.trim())
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == ours)
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).as_bytes() == ours)
 }
 
 #[cfg(test)]
@@ -65,6 +70,24 @@ mod tests {
         ] {
             assert!(!matches(header, SHA1, 64, Format::Jpeg), "{header}");
             assert!(!matches(header, SHA1, 64, Format::Png) || header == "*");
+        }
+    }
+
+    /// The Libravatar route's generated images are tagged by kind and
+    /// seed, and read by the same rules.
+    #[test]
+    fn any_tag_is_read_the_same_way() {
+        let ours = HeaderValue::from_static("\"identicon-ab-80\"");
+        for header in [
+            "\"identicon-ab-80\"",
+            "W/\"identicon-ab-80\"",
+            "*",
+            "\"x\" , \"identicon-ab-80\"",
+        ] {
+            assert!(names(header, &ours), "{header}");
+        }
+        for header in ["\"identicon-ab-8\"", "identicon-ab-80", ""] {
+            assert!(!names(header, &ours), "{header}");
         }
     }
 }

@@ -4,19 +4,14 @@
 
 use std::time::Duration;
 
-use diesel_avatar::http::Options;
 use diesel_avatar::AvatarUrls;
+use pg_avatar_server::Options;
 use pg_avatar_tests::route::{cluster_port, database, get, Proxy, Server, SECRET};
 use pg_avatar_tests::*;
 
 #[test]
 fn no_answer_or_log_line_reveals_a_database() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = logs();
 
     let db = TestDb::new("logs_secret_name");
     let id = set(&mut db.connect(), "users,1", &png(100, 100)).unwrap();

@@ -20,8 +20,8 @@ use lru::LruCache;
 use rand::Rng;
 use url::Url;
 
-use super::store::{self, Due, Pool};
 use crate::federation::{self, Scheme, SrvRecord};
+use crate::store::{self, Due, Pool};
 
 /// The fallback's settings; [`RemoteFallback::default`] is what the README
 /// documents.

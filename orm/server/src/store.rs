@@ -1,4 +1,6 @@
-//! The route's database work, run on blocking threads.
+//! The route's database work, run on blocking threads. Each read is
+//! retried once on a fresh connection if the pooled one died (as after a
+//! server restart), by [`retried`].
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -6,11 +8,11 @@ use diesel::r2d2::{ConnectionManager, Pool as R2d2Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
-use super::{etag, Options};
-use crate::functions::{
+use crate::{etag, Options};
+use avatar_contract::Format;
+use diesel_avatar::functions::{
     avatar_by_digest, avatar_default, avatar_drop_fallback, avatar_set_fallback, avatar_sha1,
 };
-use crate::Format;
 
 pub type Pool = R2d2Pool<ConnectionManager<PgConnection>>;
 
@@ -36,34 +38,47 @@ pub enum FetchError {
     Failed(DieselError),
 }
 
-/// Looks the avatar up, retrying once on a fresh connection if the pooled
-/// one died (as after a server restart).
-pub fn fetch(
+/// `query` on a pooled connection, and once more on another if the first
+/// was found dead.
+fn retried<T>(
     pool: &Pool,
-    id: Uuid,
-    size: u32,
-    format: Format,
-    if_none_match: Option<&str>,
-) -> Result<Fetched, FetchError> {
-    match fetch_once(pool, id, size, format, if_none_match) {
-        Err(FetchError::Unavailable) => fetch_once(pool, id, size, format, if_none_match),
+    query: impl Fn(&mut PgConnection) -> Result<T, FetchError>,
+) -> Result<T, FetchError> {
+    let once = || {
+        let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+        query(&mut conn)
+    };
+    match once() {
+        Err(FetchError::Unavailable) => once(),
         other => other,
     }
 }
 
-fn fetch_once(
-    pool: &Pool,
-    id: Uuid,
-    size: u32,
-    format: Format,
-    if_none_match: Option<&str>,
-) -> Result<Fetched, FetchError> {
-    let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+/// What a request for one rendition needs of the database.
+pub struct Wanted<'a> {
+    pub id: Uuid,
+    pub size: u32,
+    pub format: Format,
+    pub if_none_match: Option<&'a str>,
+}
+
+/// The rendition, or only that the client's copy is current.
+pub fn fetch(pool: &Pool, wanted: &Wanted<'_>) -> Result<Fetched, FetchError> {
+    retried(pool, |conn| fetch_once(conn, wanted))
+}
+
+fn fetch_once(conn: &mut PgConnection, wanted: &Wanted<'_>) -> Result<Fetched, FetchError> {
+    let Wanted {
+        id,
+        size,
+        format,
+        if_none_match,
+    } = *wanted;
     let size_sql = size as i32;
     if let Some(tags) = if_none_match {
         // A revalidation costs one index lookup and no image bytes.
         let sha1: Option<String> = diesel::select(avatar_sha1(id))
-            .get_result(&mut conn)
+            .get_result(conn)
             .map_err(classify)?;
         match sha1 {
             None => return Ok(Fetched::Missing),
@@ -80,7 +95,7 @@ fn fetch_once(
             .bind::<diesel::sql_types::Uuid, _>(id)
             .bind::<diesel::sql_types::Integer, _>(size_sql)
             .bind::<diesel::sql_types::Text, _>(format.name())
-            .get_result(&mut conn)
+            .get_result(conn)
             .optional()
             .map_err(classify)?;
     Ok(match rendition {
@@ -97,33 +112,23 @@ struct RenditionRow {
     image: Vec<u8>,
 }
 
-/// The avatar an address digest points to, retrying once like [`fetch`].
+/// The avatar an address digest points to.
 pub fn by_digest(pool: &Pool, digest: &str) -> Result<Option<Uuid>, FetchError> {
-    let once = || -> Result<Option<Uuid>, FetchError> {
-        let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+    retried(pool, |conn| {
         diesel::select(avatar_by_digest(digest))
-            .get_result(&mut conn)
+            .get_result(conn)
             .map_err(classify)
-    };
-    match once() {
-        Err(FetchError::Unavailable) => once(),
-        other => other,
-    }
+    })
 }
 
 /// A generated default from the extension, so SQL users and the route
 /// draw the same image.
 pub fn generated(pool: &Pool, kind: &str, seed: &str, size: u32) -> Result<Vec<u8>, FetchError> {
-    let once = || -> Result<Vec<u8>, FetchError> {
-        let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+    retried(pool, |conn| {
         diesel::select(avatar_default(kind, seed, size as i32))
-            .get_result(&mut conn)
+            .get_result(conn)
             .map_err(classify)
-    };
-    match once() {
-        Err(FetchError::Unavailable) => once(),
-        other => other,
-    }
+    })
 }
 
 /// An address the Libravatar fallback should look up now.
@@ -143,22 +148,17 @@ pub fn fallback_due(
     digest: &str,
     refresh: std::time::Duration,
 ) -> Result<Option<Due>, FetchError> {
-    let once = || -> Result<Option<Due>, FetchError> {
-        let mut conn = pool.get().map_err(|_| FetchError::Unavailable)?;
+    retried(pool, |conn| {
         diesel::sql_query(
             "SELECT sha256, domain, copied_at IS NOT NULL AS copied
                FROM avatar.avatar_fallback_due($1, make_interval(secs => $2))",
         )
         .bind::<diesel::sql_types::Text, _>(digest)
         .bind::<diesel::sql_types::Double, _>(refresh.as_secs_f64())
-        .get_result(&mut conn)
+        .get_result(conn)
         .optional()
         .map_err(classify)
-    };
-    match once() {
-        Err(FetchError::Unavailable) => once(),
-        other => other,
-    }
+    })
 }
 
 /// Errors as text: the fallback only logs them.

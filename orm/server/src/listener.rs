@@ -1,0 +1,127 @@
+//! The tasks that keep each database's memory cache in step with its
+//! notifications, and the handle that owns and stops them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel_avatar::changes::{Notice, Subscription, Unsubscribed, POLL};
+use tokio::task::JoinHandle;
+
+use crate::cache::Cache;
+
+/// How often a listener whose database is a hot standby (which cannot
+/// LISTEN) checks whether it has been promoted.
+const STANDBY_RECHECK: Duration = Duration::from_secs(30);
+/// The longest wait between attempts to reach a database that is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The route's listeners. They stop when [`Listeners::shutdown`] is
+/// awaited or the handle is dropped, within one [`POLL`].
+#[derive(Debug, Default)]
+pub struct Listeners {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Listeners {
+    /// Starts a listener for `cache` on the current Tokio runtime.
+    pub(crate) fn start(&mut self, url: String, cache: Arc<Cache>) {
+        if !cache.keeps_anything() {
+            return;
+        }
+        let stop = self.stop.clone();
+        self.tasks.push(tokio::task::spawn_blocking(move || {
+            run(&url, &cache, &stop)
+        }));
+    }
+
+    /// Stops every listener and waits until each has let go of its
+    /// connection.
+    pub async fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Release);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// Listens on `url` until told to stop, reconnecting after failures, and
+/// evicts what each notification names. While it is not subscribed the
+/// cache is bypassed, because notifications sent meanwhile are lost.
+fn run(url: &str, cache: &Cache, stop: &AtomicBool) {
+    let mut backoff = POLL;
+    let mut told_standby = false;
+    while !stop.load(Ordering::Acquire) {
+        // libpq's messages can name the database, so they are not logged.
+        let wait = match Subscription::connect(url) {
+            Ok(subscription) => {
+                follow(subscription, cache, stop);
+                cache.reset(false);
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                tracing::warn!("avatar cache listener lost its connection; cache bypassed");
+                backoff = POLL;
+                backoff
+            }
+            Err(Unsubscribed::Standby) => {
+                cache.reset(false);
+                if !told_standby {
+                    tracing::info!(
+                        "a hot standby cannot LISTEN: serving it without the memory cache"
+                    );
+                    told_standby = true;
+                }
+                STANDBY_RECHECK
+            }
+            Err(Unsubscribed::Unreachable) => {
+                cache.reset(false);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff
+            }
+        };
+        pause(wait, stop);
+    }
+    cache.reset(false);
+}
+
+/// Applies notifications until the connection is lost or `stop` is set.
+fn follow(mut subscription: Subscription, cache: &Cache, stop: &AtomicBool) {
+    // Anything cached before this point may have missed a notification.
+    cache.reset(true);
+    while !stop.load(Ordering::Acquire) {
+        let Ok(notices) = subscription.poll() else {
+            return;
+        };
+        for notice in notices {
+            match notice {
+                Notice::Avatar(change) => cache.evict(change.id),
+                Notice::Address(digests) => cache.evict_address(&digests),
+                // Any role may NOTIFY on these channels, and pg_avatar only
+                // sends what parses, so a forgery is ignored: emptying the
+                // memory for it would hand every role a switch to do so.
+                Notice::Malformed => tracing::debug!("ignored a malformed notification"),
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Sleeps for `wait`, or until `stop` is set.
+fn pause(wait: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + wait;
+    while !stop.load(Ordering::Acquire) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(POLL));
+    }
+}
