@@ -38,15 +38,22 @@ fn avatar_resource_check(resource: &str) {
 
 /// The resource of a row: `prefix` (its table's name) and each key part's
 /// text, escaped by the contract's one encoding. diesel-avatar's SQL
-/// expression calls this, and the delete trigger runs the same Rust.
+/// expression calls this, and the delete trigger runs the same Rust. NULL
+/// when it would be longer than any resource may be, so that it names no
+/// avatar; its memory is bounded by that length, whatever it is given.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn avatar_resource(prefix: &str, parts: pgrx::Array<'_, &str>) -> String {
+fn avatar_resource(prefix: &str, parts: pgrx::Array<'_, &str>) -> Option<String> {
     const F: &str = "avatar_resource";
-    let parts: Vec<&str> = parts
-        .iter()
-        .map(|part| required(part, "a key part", F))
-        .collect();
-    resource::encode(prefix, parts)
+    if parts.contains_nulls() {
+        required(None::<&str>, "a key part", F);
+    }
+    // Each part adds at least its comma: more parts than a resource has
+    // bytes name nothing, and are not looked at.
+    if parts.len() > resource::MAX_BYTES {
+        return None;
+    }
+    let parts: Vec<&str> = parts.iter().map(Option::unwrap_or_default).collect();
+    resource::encode_stored(prefix, &parts)
 }
 
 fn check_resource(resource: &str, function: &'static str) {

@@ -45,22 +45,24 @@ fn supported(type_oid: pg_sys::Oid) -> bool {
     KEY_TYPES.iter().any(|(oid, _)| type_oid == oid.value())
 }
 
-/// One key column's value, read as the plain value of its type.
-enum Key {
+/// One key column's value, read as the plain value of its type. Text is
+/// borrowed from the row (detoasted by PostgreSQL, whose allocations fail
+/// with an ERROR), never copied into Rust's memory, whatever its length.
+enum Key<'a> {
     Int4(i32),
     Int8(i64),
-    Text(String),
+    Text(&'a str),
     Uuid(pgrx::Uuid),
 }
 
-impl Key {
+impl Key<'_> {
     /// The text diesel-avatar and `::text` give the same value.
-    fn text(&self) -> String {
+    fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Key::Int4(v) => v.to_string(),
-            Key::Int8(v) => v.to_string(),
-            Key::Text(v) => v.clone(),
-            Key::Uuid(v) => v.to_string(),
+            Key::Int4(v) => v.to_string().into(),
+            Key::Int8(v) => v.to_string().into(),
+            Key::Text(v) => (*v).into(),
+            Key::Uuid(v) => v.to_string().into(),
         }
     }
 
@@ -68,7 +70,7 @@ impl Key {
         match self {
             Key::Int4(v) => (*v).into(),
             Key::Int8(v) => (*v).into(),
-            Key::Text(v) => v.as_str().into(),
+            Key::Text(v) => (*v).into(),
             Key::Uuid(v) => (*v).into(),
         }
     }
@@ -240,7 +242,7 @@ fn avatar_owner_deleted<'a>(
         } else if is(PgBuiltInOids::INT8OID) {
             old.get_by_index::<i64>(index).map(|v| v.map(Key::Int8))
         } else if is(PgBuiltInOids::TEXTOID) || is(PgBuiltInOids::VARCHAROID) {
-            old.get_by_index::<String>(index).map(|v| v.map(Key::Text))
+            old.get_by_index::<&str>(index).map(|v| v.map(Key::Text))
         } else if is(PgBuiltInOids::UUIDOID) {
             old.get_by_index::<pgrx::Uuid>(index)
                 .map(|v| v.map(Key::Uuid))
@@ -254,7 +256,11 @@ fn avatar_owner_deleted<'a>(
             Err(e) => error!("reading key column {column} of {name}: {e}"),
         }
     }
-    let resource = resource::encode(&attachment.prefix, keys.iter().map(Key::text));
+    // A key too long to name any resource owns nothing.
+    let Some(resource) = resource::encode_stored(&attachment.prefix, keys.iter().map(Key::text))
+    else {
+        return Ok(None);
+    };
     if !anything_kept(&resource) {
         return Ok(None);
     }

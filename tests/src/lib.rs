@@ -354,3 +354,29 @@ pub fn readme_grants(role: &str) -> Vec<String> {
     );
     statements
 }
+
+/// A field of /proc/PID/status (VmRSS, VmHWM, VmSize), in bytes: what a
+/// backend of the test cluster, which runs on this machine, holds.
+pub fn status_bytes(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("the backend runs on this machine");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field}"));
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("a number of kB");
+    kib * 1024
+}
+
+/// A connection, and the pid of its backend.
+pub fn backend(db: &TestDb) -> (Client, i32) {
+    let mut c = db.connect();
+    // Loaded first, so the library's own pages are not counted.
+    c.batch_execute("SELECT avatar.avatar_size(1)").unwrap();
+    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    (c, pid)
+}

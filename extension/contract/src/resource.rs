@@ -23,16 +23,48 @@ where
 {
     let mut out = String::from(table);
     for part in parts {
-        out.push(',');
-        for c in part.as_ref().chars() {
-            match c {
-                '%' => out.push_str("%25"),
-                ',' => out.push_str("%2C"),
-                c => out.push(c),
-            }
-        }
+        push_part(&mut out, part.as_ref());
     }
     out
+}
+
+/// [`encode`], for keys read inside the database: `None`, without building
+/// it, when the resource would be longer than [`MAX_BYTES`]. No caller may
+/// write such a resource, so it names no avatar; and a key of any length
+/// costs at most [`MAX_BYTES`] of memory.
+pub fn encode_stored<I>(table: &str, parts: I) -> Option<String>
+where
+    I: IntoIterator + Clone,
+    I::Item: AsRef<str>,
+{
+    let mut len = table.len();
+    for part in parts.clone() {
+        len = len.saturating_add(1 + escaped_len(part.as_ref()));
+        if len > MAX_BYTES {
+            return None;
+        }
+    }
+    let mut out = String::with_capacity(len);
+    out.push_str(table);
+    for part in parts {
+        push_part(&mut out, part.as_ref());
+    }
+    Some(out)
+}
+
+fn escaped_len(part: &str) -> usize {
+    part.len() + 2 * part.bytes().filter(|b| matches!(b, b'%' | b',')).count()
+}
+
+fn push_part(out: &mut String, part: &str) {
+    out.push(',');
+    for c in part.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ',' => out.push_str("%2C"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// Why a resource cannot be written by a caller.
@@ -88,6 +120,26 @@ mod tests {
         assert_eq!(encode("members", ["a", "b,50%"]), "members,a,b%2C50%25");
         assert_ne!(encode("m", ["a,b", "c"]), encode("m", ["a", "b,c"]));
         assert_eq!(encode("t", [""; 0]), "t");
+    }
+
+    #[test]
+    fn stored_keys_are_encoded_alike_or_not_at_all() {
+        for parts in [vec!["42"], vec!["a,b", "50%"], vec![""], vec![]] {
+            assert_eq!(
+                encode_stored("t", parts.iter()),
+                Some(encode("t", parts.iter()))
+            );
+        }
+        let longest = "x".repeat(MAX_BYTES - 2);
+        assert_eq!(
+            encode_stored("t", [&longest]).map(|r| r.len()),
+            Some(MAX_BYTES)
+        );
+        let over = "x".repeat(MAX_BYTES - 1);
+        assert_eq!(encode_stored("t", [&over]), None);
+        let commas = ",".repeat(MAX_BYTES / 3);
+        assert_eq!(encode_stored("t", [&commas]), None, "escapes count");
+        assert_eq!(encode_stored("t", [&"x".repeat(100 << 20)]), None);
     }
 
     #[test]

@@ -38,30 +38,6 @@ fn big_png(width: u32, height: u32, colour: png::ColorType, depth: png::BitDepth
     out
 }
 
-/// A field of /proc/PID/status, in bytes.
-fn status_bytes(pid: i32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("the backend runs on this machine");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field}"));
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("a number of kB");
-    kib * 1024
-}
-
-fn backend(db: &TestDb) -> (Client, i32) {
-    let mut c = db.connect();
-    // Loaded first, so the library's own pages are not counted.
-    c.batch_execute("SELECT avatar.avatar_size(1)").unwrap();
-    let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-    (c, pid)
-}
-
 /// The review's file: 379 KiB of 16-bit RGBA PNG, 7070 x 7070, under the
 /// default pixel limit, that grew a backend by 578 MiB; and what a second
 /// review tried after it: an animated WebP, whose decoder holds a canvas

@@ -7,7 +7,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_avatar::{Avatar, Uuid};
-use pg_avatar_tests::{avatar_of, png, TestDb};
+use pg_avatar_tests::{avatar_of, count, png, TestDb};
 
 mod schema {
     diesel::table! {
@@ -230,4 +230,85 @@ fn the_sql_function_is_the_contracts_encoding() {
         err.code().unwrap().code(),
         avatar_contract::Class::NullValue.sqlstate()
     );
+}
+
+/// How much running `sql` grows a fresh backend at its peak.
+fn peak(db: &TestDb, sql: &str) -> u64 {
+    let (mut c, pid) = pg_avatar_tests::backend(db);
+    let before = pg_avatar_tests::status_bytes(pid, "VmRSS:");
+    c.batch_execute(sql).unwrap();
+    pg_avatar_tests::status_bytes(pid, "VmHWM:").saturating_sub(before)
+}
+
+/// A key longer than any resource names none, and costs the backend no
+/// more than PostgreSQL's own copy of it: neither the trigger nor the SQL
+/// function copies it into Rust's memory or builds a resource of its
+/// length (three times it, escaped: an allocation Rust cannot fail, which
+/// would abort the backend).
+#[test]
+fn a_key_of_any_length_costs_at_most_itself() {
+    let db = TestDb::new("resource_long");
+    let key = 64u64 << 20;
+    db.connect()
+        .batch_execute(&format!(
+            "CREATE TABLE notes (k text);
+             SELECT avatar.attach('notes', 'k');
+             INSERT INTO notes VALUES (repeat(',', 1000)), (repeat(',', {key}));"
+        ))
+        .unwrap();
+    let mut c = db.connect();
+    // Lengths only: a failure must not print 192 MB.
+    let named: Vec<Option<i32>> = c
+        .query(
+            "SELECT octet_length(avatar.avatar_resource('notes', ARRAY[k]))
+               FROM notes ORDER BY length(k)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        named,
+        [None, None],
+        "1000 escaped commas are over 1024 bytes"
+    );
+
+    // The same query without the function, for what PostgreSQL itself
+    // holds (the detoasted key, and the array made of it).
+    let long = "FROM notes WHERE length(k) > 1000";
+    let baseline = peak(&db, &format!("SELECT cardinality(ARRAY[k]) {long}"));
+    let function = peak(
+        &db,
+        &format!("SELECT avatar.avatar_resource('notes', ARRAY[k]) {long}"),
+    );
+    assert!(
+        function < baseline + key / 2,
+        "the function grew a backend by {function} bytes, the query alone by {baseline}"
+    );
+    let baseline = peak(&db, &format!("SELECT length(k) {long}"));
+    let trigger = peak(&db, "DELETE FROM notes");
+    assert!(
+        trigger < baseline + key / 2,
+        "deleting a {key}-byte key grew a backend by {trigger} bytes, reading it by {baseline}"
+    );
+    assert_eq!(count(&mut c, "SELECT count(*) FROM notes"), 0);
+
+    // More parts than a resource has bytes name nothing either.
+    let many: Option<String> = c
+        .query_one(
+            "SELECT avatar.avatar_resource('t', array_fill(''::text, ARRAY[1000000]))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(many, None);
+    let fits: Option<String> = c
+        .query_one(
+            "SELECT avatar.avatar_resource('t', array_fill('x'::text, ARRAY[3]))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(fits.as_deref(), Some("t,x,x,x"));
 }
