@@ -13,9 +13,7 @@ use libfuzzer_sys::fuzz_target;
 /// The side (1 to 300, which covers every block and stride remainder),
 /// quality, and the rest of the input.
 fn arguments(data: &[u8]) -> Option<(u32, u8, u8, &[u8])> {
-    let (&[a, b, quality, pick], rest) = data.split_first_chunk::<4>()? else {
-        return None;
-    };
+    let (&[a, b, quality, pick], rest) = data.split_first_chunk::<4>()?;
     let side = 1 + u32::from(u16::from_le_bytes([a, b])) % 300;
     Some((side, quality, pick, rest))
 }
