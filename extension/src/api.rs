@@ -38,11 +38,12 @@ fn avatar_resource_check(resource: &str) {
 
 /// The resource of a row: `prefix` (its table's name) and each key part's
 /// text, escaped by the contract's one encoding. diesel-avatar's SQL
-/// expression calls this, and the delete trigger runs the same Rust. NULL
-/// when it would be longer than any resource may be, so that it names no
-/// avatar; its memory is bounded by that length, whatever it is given.
+/// expression calls this, and the delete trigger runs the same Rust. When
+/// it would be longer than any resource may be, it is `''`, which names no
+/// avatar either (no stored resource is blank), and its memory is bounded
+/// by that length, whatever it is given.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn avatar_resource(prefix: &str, parts: pgrx::Array<'_, &str>) -> Option<String> {
+fn avatar_resource(prefix: &str, parts: pgrx::Array<'_, &str>) -> String {
     const F: &str = "avatar_resource";
     if parts.contains_nulls() {
         required(None::<&str>, "a key part", F);
@@ -50,10 +51,10 @@ fn avatar_resource(prefix: &str, parts: pgrx::Array<'_, &str>) -> Option<String>
     // Each part adds at least its comma: more parts than a resource has
     // bytes name nothing, and are not looked at.
     if parts.len() > resource::MAX_BYTES {
-        return None;
+        return String::new();
     }
     let parts: Vec<&str> = parts.iter().map(Option::unwrap_or_default).collect();
-    resource::encode_stored(prefix, &parts)
+    resource::encode_stored(prefix, &parts).unwrap_or_default()
 }
 
 fn check_resource(resource: &str, function: &'static str) {

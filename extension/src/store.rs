@@ -13,7 +13,8 @@ use rand::rngs::OsRng;
 use rand::TryRngCore;
 
 use crate::commit_check;
-use crate::error::spi_failed;
+use crate::error::{fail, report, spi_failed};
+use avatar_contract::Class;
 
 /// The schema a database has, by its installed extension version: a newly
 /// installed library serves an older schema until `ALTER EXTENSION UPDATE`.
@@ -228,6 +229,7 @@ fn kept<'a>(
     if let Some(plan) = cell.get() {
         return Ok(plan);
     }
+    refuse_while_updating();
     let (table, schema) = schema(client)?;
     TABLE.with(|t| t.set(table));
     let sql = statement.sql_for(schema);
@@ -237,6 +239,30 @@ fn kept<'a>(
         client.prepare(sql, statement.args)?
     };
     Ok(cell.get_or_init(|| plan.keep()))
+}
+
+/// While pg_avatar's own install or update script runs, the installed
+/// version already names the new schema but its objects are half made, so
+/// nothing is planned against them (only a superuser's event trigger or
+/// script can call in then).
+fn refuse_while_updating() {
+    // SAFETY: backend globals, read on the backend's own thread; the
+    // name is a NUL-terminated literal.
+    let updating = unsafe {
+        pg_sys::creating_extension
+            && pg_sys::CurrentExtensionObject
+                == pg_sys::get_extension_oid(c"pg_avatar".as_ptr(), true)
+    };
+    if updating {
+        fail(
+            report(
+                Class::WrongState,
+                "pg_avatar is being installed or updated",
+                "avatar_get",
+            )
+            .set_hint("Call it once CREATE or ALTER EXTENSION pg_avatar has finished."),
+        );
+    }
 }
 
 /// `avatar.avatar`'s oid, and the schema the installed version has. A

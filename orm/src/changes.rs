@@ -92,13 +92,58 @@ impl std::fmt::Debug for Subscription {
 
 /// How long a quiet subscription waits before checking that its
 /// connection is still alive.
-const PING: Duration = Duration::from_secs(2);
+pub const PING: Duration = Duration::from_secs(2);
+
+/// The libpq settings that bound how long a subscription's calls can
+/// block on a network that went away.
+const BOUNDED: &[(&str, &str)] = &[
+    ("connect_timeout", "5"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "10"),
+    ("keepalives_interval", "3"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "20000"),
+];
+
+/// `url` (a `postgres://` URL or `key=value` pairs) with each setting of
+/// `defaults` it does not make itself.
+fn with_defaults(url: &str, defaults: &[(&str, &str)]) -> String {
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let mut out = url.to_string();
+    for (key, value) in defaults {
+        let set = if is_url {
+            url.split_once('?').is_some_and(|(_, query)| {
+                query.split('&').any(|p| p.split('=').next() == Some(key))
+            })
+        } else {
+            url.split_whitespace()
+                .any(|p| p.split('=').next().map(str::trim) == Some(key))
+        };
+        if set {
+            continue;
+        }
+        let separator = match (is_url, out.contains('?')) {
+            (true, true) => '&',
+            (true, false) => '?',
+            (false, _) => ' ',
+        };
+        out.push(separator);
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+    }
+    out
+}
 
 impl Subscription {
     /// Connects and subscribes. What is committed from now on is heard.
+    /// Unless `database_url` says otherwise, connecting gives up after 5 s
+    /// and a dead peer is noticed within about 20 s (TCP keepalives and
+    /// `tcp_user_timeout`), so that no call of this subscription blocks
+    /// for ever on a network that went away.
     pub fn connect(database_url: &str) -> Result<Subscription, Unsubscribed> {
-        let mut conn =
-            PgConnection::establish(database_url).map_err(|_| Unsubscribed::Unreachable)?;
+        let url = with_defaults(database_url, BOUNDED);
+        let mut conn = PgConnection::establish(&url).map_err(|_| Unsubscribed::Unreachable)?;
         let standby = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
             "pg_catalog.pg_is_in_recovery()",
         ))
@@ -202,6 +247,27 @@ impl std::error::Error for Lost {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_are_added_unless_the_url_sets_them() {
+        let d = &[("connect_timeout", "5"), ("keepalives", "1")];
+        assert_eq!(
+            with_defaults("host=db user=u", d),
+            "host=db user=u connect_timeout=5 keepalives=1"
+        );
+        assert_eq!(
+            with_defaults("host=db connect_timeout=30", d),
+            "host=db connect_timeout=30 keepalives=1"
+        );
+        assert_eq!(
+            with_defaults("postgres://u@db/app", d),
+            "postgres://u@db/app?connect_timeout=5&keepalives=1"
+        );
+        assert_eq!(
+            with_defaults("postgresql://u@db/app?sslmode=require&keepalives=0", d),
+            "postgresql://u@db/app?sslmode=require&keepalives=0&connect_timeout=5"
+        );
+    }
 
     #[test]
     fn payloads() {

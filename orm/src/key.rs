@@ -86,9 +86,11 @@ key! {
     uuid::Uuid => diesel::sql_types::Uuid, |column| column.cast::<Text>();
 }
 
-/// The resource of a row of `table` whose key parts have these texts.
+/// The resource of a row of `table` whose key parts have these texts:
+/// `""` when it would be longer than any resource may be, exactly as the
+/// database computes it, so that both name no avatar.
 pub fn resource(table: &str, parts: &[String]) -> String {
-    avatar_contract::resource::encode(table, parts)
+    avatar_contract::resource::encode_stored(table, parts).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -39,10 +39,7 @@ impl Server {
             .enable_all()
             .build()
             .unwrap();
-        let (app, listeners) = {
-            let _on = runtime.enter();
-            pg_avatar_server::router(databases, options).unwrap()
-        };
+        let (app, listeners) = pg_avatar_server::router(databases, options).unwrap();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();

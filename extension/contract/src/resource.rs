@@ -38,6 +38,9 @@ where
     I::Item: AsRef<str>,
 {
     let mut len = table.len();
+    if len > MAX_BYTES {
+        return None;
+    }
     for part in parts.clone() {
         len = len.saturating_add(1 + escaped_len(part.as_ref()));
         if len > MAX_BYTES {
@@ -140,6 +143,13 @@ mod tests {
         let commas = ",".repeat(MAX_BYTES / 3);
         assert_eq!(encode_stored("t", [&commas]), None, "escapes count");
         assert_eq!(encode_stored("t", [&"x".repeat(100 << 20)]), None);
+        let long_table = "t".repeat(MAX_BYTES + 1);
+        assert_eq!(
+            encode_stored(&long_table, [""; 0]),
+            None,
+            "the table counts too"
+        );
+        assert_eq!(encode_stored(&long_table, ["1"]), None);
     }
 
     #[test]

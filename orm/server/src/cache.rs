@@ -9,8 +9,9 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use avatar_contract::Format;
 use axum::body::Bytes;
@@ -29,7 +30,17 @@ pub struct Cache {
     entries: Mutex<Entries>,
     /// Whether notifications are being received, so entries can be trusted.
     listening: AtomicBool,
+    /// When the listener last heard from its database (see [`LIVENESS`]),
+    /// in milliseconds since the cache was made.
+    heard_at: AtomicU64,
+    made: Instant,
 }
+
+/// Entries are trusted only while the listener has heard from its
+/// database this recently: a listener stuck in a call to a database that
+/// stopped answering cannot hear notifications either. A healthy one hears
+/// every 50 ms, and pings a quiet connection every 2 s.
+pub const LIVENESS: Duration = Duration::from_secs(5);
 
 impl Weight for Entry {
     fn weight(&self) -> usize {
@@ -113,6 +124,8 @@ impl Cache {
                 evictions: Evictions::new(),
             }),
             listening: AtomicBool::new(false),
+            heard_at: AtomicU64::new(0),
+            made: Instant::now(),
         }
     }
 
@@ -123,7 +136,22 @@ impl Cache {
     }
 
     fn enabled(&self) -> bool {
-        self.listening.load(Ordering::Acquire)
+        self.listening.load(Ordering::Acquire) && self.is_live()
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.made.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The listener has just heard from its database.
+    pub fn heard(&self) {
+        self.heard_at.store(self.now(), Ordering::Release);
+    }
+
+    /// Whether the listener heard from its database within [`LIVENESS`].
+    pub fn is_live(&self) -> bool {
+        let heard = self.heard_at.load(Ordering::Acquire);
+        self.now().saturating_sub(heard) < LIVENESS.as_millis() as u64
     }
 
     pub fn get(&self, id: Uuid, size: u32, format: Format) -> Option<Entry> {
@@ -201,6 +229,9 @@ impl Cache {
         if let Some(addresses) = entries.addresses.as_mut() {
             addresses.clear();
         }
+        if listening {
+            self.heard();
+        }
         self.listening.store(listening, Ordering::Release);
     }
 
@@ -252,6 +283,26 @@ mod tests {
         assert!(cache.get(id, 64, Format::Jpeg).is_some());
         cache.reset(false);
         assert!(cache.get(id, 64, Format::Jpeg).is_none());
+    }
+
+    /// A listener stuck in a call to its database hears nothing, so what
+    /// the cache holds is not trusted once it has been quiet too long.
+    #[test]
+    fn nothing_is_trusted_from_a_listener_that_has_gone_quiet() {
+        let mut cache = listening(1000);
+        let id = id(1);
+        cache.put(cache.epoch(), id, 64, Format::Jpeg, entry(10));
+        assert!(cache.get(id, 64, Format::Jpeg).is_some());
+        cache.made -= LIVENESS;
+        assert!(!cache.is_live());
+        assert!(cache.get(id, 64, Format::Jpeg).is_none());
+        cache.put(cache.epoch(), id, 32, Format::Jpeg, entry(10));
+        cache.heard();
+        assert!(
+            cache.get(id, 32, Format::Jpeg).is_none(),
+            "not kept while quiet"
+        );
+        assert!(cache.get(id, 64, Format::Jpeg).is_some());
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub enum HttpError {
     /// An unknown database, an unknown id and a malformed path look the
     /// same, so answers reveal nothing about which databases or ids exist.
     NotFound,
+    /// The route answers `GET` and `HEAD` only.
+    MethodNotAllowed,
     /// The database is unreachable: try again shortly.
     Unavailable,
     /// Logged where it happened; the client learns nothing more.
@@ -52,6 +54,9 @@ impl IntoResponse for HttpError {
         let (status, text) = match self {
             HttpError::BadRequest(why) => (StatusCode::BAD_REQUEST, why),
             HttpError::NotFound => (StatusCode::NOT_FOUND, "no such avatar".into()),
+            HttpError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD".into())
+            }
             HttpError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database unavailable, try again shortly".into(),
@@ -64,6 +69,9 @@ impl IntoResponse for HttpError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
         response
     }
@@ -98,6 +106,7 @@ mod tests {
         for error in [
             HttpError::BadRequest("bad size".into()),
             HttpError::NotFound,
+            HttpError::MethodNotAllowed,
             HttpError::Unavailable,
             HttpError::Internal,
         ] {

@@ -4,7 +4,7 @@
 //! the Libravatar API (`GET /avatar/{digest}`) and its fallback to other
 //! providers; and [`serve`], an accept loop for the open internet.
 //!
-//! Mount it in an existing axum app (on a Tokio runtime):
+//! Mount it in an existing axum app:
 //!
 //! ```ignore
 //! let (avatars, listeners) = pg_avatar_server::router(databases, Options::default())?;
@@ -25,6 +25,7 @@ pub mod negotiate;
 mod server;
 mod store;
 
+pub use error::HttpError;
 pub use fallback::RemoteFallback;
 pub use libravatar::Libravatar;
 pub use listener::Listeners;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use avatar_contract::size::quantise;
 use avatar_contract::Format;
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -46,7 +48,7 @@ use diesel_avatar::urls;
 use uuid::Uuid;
 
 use cache::{Cache, Entry};
-use error::{blocking, common_headers, HttpError};
+use error::{blocking, common_headers};
 use store::{Fetched, Pool, Wanted};
 
 /// One database the route serves avatars from.
@@ -119,15 +121,12 @@ struct Backend {
 #[derive(Debug)]
 pub enum Error {
     Url(urls::UrlError),
-    /// [`router`] starts its listeners on the current Tokio runtime.
-    NoRuntime,
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Url(e) => e.fmt(f),
-            Error::NoRuntime => f.write_str("the avatar route must be built on a Tokio runtime"),
         }
     }
 }
@@ -145,7 +144,6 @@ impl From<urls::UrlError> for Error {
 /// dropped. Pools connect lazily, so the server starts (and answers 503)
 /// while a database is down.
 pub fn router(databases: Vec<Database>, options: Options) -> Result<(Router, Listeners), Error> {
-    tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let mut backends = HashMap::new();
     let mut libravatar_key = None;
     let mut listeners = Listeners::default();
@@ -182,7 +180,10 @@ pub fn router(databases: Vec<Database>, options: Options) -> Result<(Router, Lis
         cache_control,
     });
     let mut router = Router::new()
-        .route("/avatar/{db}/{id}", get(handle))
+        .route(
+            "/avatar/{db}/{id}",
+            get(handle).fallback(|| async { HttpError::MethodNotAllowed }),
+        )
         .with_state(service.clone());
     if let Some(options) = options.libravatar {
         let key = libravatar_key.ok_or(urls::UrlError::UnknownDatabase)?;
@@ -190,19 +191,29 @@ pub fn router(databases: Vec<Database>, options: Options) -> Result<(Router, Lis
         let provider = Arc::new(libravatar::Provider::new(service, backend, options));
         router = router.merge(
             Router::new()
-                .route("/avatar/{digest}", get(libravatar::handle))
+                .route(
+                    "/avatar/{digest}",
+                    get(libravatar::handle).fallback(|| async { HttpError::MethodNotAllowed }),
+                )
                 .with_state(provider),
         );
     }
     Ok((router, listeners))
 }
 
+/// A path that does not decode (not UTF-8, say) names no avatar, and is
+/// answered as any unknown one is.
+type AvatarPath = Result<Path<(String, String)>, PathRejection>;
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
 async fn handle(
     State(service): State<Arc<Service>>,
-    Path((db, id)): Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    path: AvatarPath,
+    query: Params,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
+    let Path((db, id)) = path.map_err(|_| HttpError::NotFound)?;
+    let Query(query) = query.map_err(|_| HttpError::BadRequest("malformed query".into()))?;
     let size = urls::parse_size(query.get("s").map(String::as_str))?;
     let format = urls::parse_format(query.get("f").map(String::as_str))?;
     let path = urls::parse_path(&db, &id)?;

@@ -1,12 +1,17 @@
-//! The tasks that keep each database's memory cache in step with its
+//! The threads that keep each database's memory cache in step with its
 //! notifications, and the handle that owns and stops them.
+//!
+//! They are threads of their own, not tasks on the application's runtime:
+//! a libpq call can block for as long as the network lets it, and must
+//! neither hold one of the runtime's blocking threads for good nor keep
+//! the runtime from shutting down.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use diesel_avatar::changes::{Notice, Subscription, Unsubscribed, POLL};
-use tokio::task::JoinHandle;
 
 use crate::cache::Cache;
 
@@ -15,33 +20,54 @@ use crate::cache::Cache;
 const STANDBY_RECHECK: Duration = Duration::from_secs(30);
 /// The longest wait between attempts to reach a database that is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long [`Listeners::shutdown`] waits for a listener stuck in a call
+/// to its database; past it, the thread is left to end when the call does.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The route's listeners. They stop when [`Listeners::shutdown`] is
-/// awaited or the handle is dropped, within one [`POLL`].
+/// awaited or the handle is dropped, within one [`POLL`] unless a call to
+/// the database is blocked.
 #[derive(Debug, Default)]
 pub struct Listeners {
     stop: Arc<AtomicBool>,
-    tasks: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Listeners {
-    /// Starts a listener for `cache` on the current Tokio runtime.
+    /// Starts a listener for `cache`.
     pub(crate) fn start(&mut self, url: String, cache: Arc<Cache>) {
         if !cache.keeps_anything() {
             return;
         }
         let stop = self.stop.clone();
-        self.tasks.push(tokio::task::spawn_blocking(move || {
-            run(&url, &cache, &stop)
-        }));
+        let thread = std::thread::Builder::new()
+            .name("avatar-listener".into())
+            .spawn(move || run(&url, &cache, &stop))
+            .expect("spawning a listener thread");
+        self.threads.push(thread);
     }
 
-    /// Stops every listener and waits until each has let go of its
-    /// connection.
+    /// Stops every listener, and waits (up to two seconds) until each has
+    /// closed its connection.
     pub async fn shutdown(mut self) {
         self.stop.store(true, Ordering::Release);
-        for task in std::mem::take(&mut self.tasks) {
-            let _ = task.await;
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while self.threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stuck = self.threads.iter().filter(|t| !t.is_finished()).count();
+        if stuck > 0 {
+            tracing::warn!(
+                listeners = stuck,
+                "avatar cache listeners still blocked on their database; they end when it answers"
+            );
+        }
+        // Finished threads are joined; stuck ones are detached, and exit
+        // as soon as their call returns and they see `stop`.
+        for thread in std::mem::take(&mut self.threads) {
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -97,7 +123,14 @@ fn follow(mut subscription: Subscription, cache: &Cache, stop: &AtomicBool) {
     // Anything cached before this point may have missed a notification.
     cache.reset(true);
     while !stop.load(Ordering::Acquire) {
-        let Ok(notices) = subscription.poll() else {
+        let polled = subscription.poll();
+        // A poll that blocked (a ping to a database that stopped answering)
+        // let the cache go untrusted meanwhile; what it held may have
+        // missed notifications still on their way, so it starts afresh.
+        if !cache.is_live() {
+            cache.reset(true);
+        }
+        let Ok(notices) = polled else {
             return;
         };
         for notice in notices {
@@ -110,6 +143,7 @@ fn follow(mut subscription: Subscription, cache: &Cache, stop: &AtomicBool) {
                 Notice::Malformed => tracing::debug!("ignored a malformed notification"),
             }
         }
+        cache.heard();
         std::thread::sleep(POLL);
     }
 }

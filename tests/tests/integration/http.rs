@@ -582,10 +582,133 @@ fn shutting_the_listeners_down_closes_their_connections() {
     eventually(|| (others(&mut c) == 1).then_some(()));
     drop(listeners);
     eventually(|| (others(&mut c) == 0).then_some(()));
+}
 
-    // Built off a runtime, the route says so instead of panicking.
-    assert!(matches!(
-        pg_avatar_server::router(vec![database(&db, db.conninfo())], Options::default()),
-        Err(pg_avatar_server::Error::NoRuntime)
-    ));
+/// A database that accepts connections and never answers (or a network
+/// that swallows them) holds a listener in libpq. Shutting the listeners
+/// down still returns promptly, and so does dropping the runtime.
+#[test]
+fn shutdown_does_not_wait_for_a_database_that_never_answers() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let connections: Vec<_> = silent.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(30));
+        drop(connections);
+    });
+    let db = TestDb::new("silent");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Off the runtime: the route needs none to be built.
+    let (_router, listeners) = pg_avatar_server::router(
+        vec![database(
+            &db,
+            format!("host=127.0.0.1 port={port} user=nobody dbname=nothing"),
+        )],
+        Options::default(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let stopped = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), listeners.shutdown()).await
+    });
+    assert!(stopped.is_ok(), "shutdown waited on the silent database");
+    drop(runtime);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "shutdown and the runtime's end took {:?}",
+        started.elapsed()
+    );
+    drop(held);
+}
+
+/// A listener whose database backend stops answering (here: stopped with
+/// SIGSTOP mid-ping) hears nothing, so the route stops trusting its memory
+/// and reads the database again, which still answers through the pool.
+#[test]
+fn memory_is_not_trusted_from_a_listener_that_stopped_hearing() {
+    let (db, id) = with_avatar("quiet_listener");
+    let (server, urls) = Server::for_db(&db);
+    let mut c = db.connect();
+    // Memory answers only a URL of the version it holds.
+    let url = urls.url(id, &master_sha1(&mut c, id), 64).to_string();
+    assert_eq!(get(&url, &[]).0.status(), 200);
+    assert_eq!(get(&url, &[]).0.status(), 200, "from memory now");
+    let listener: i32 = eventually(|| {
+        c.query_opt(
+            "SELECT pid FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND query IN ('LISTEN avatar_address_changed', 'SELECT 1')",
+            &[],
+        )
+        .unwrap()
+        .map(|row| row.get(0))
+    });
+    let signal = |which: &str| {
+        let status = std::process::Command::new("kill")
+            .args([which, &listener.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {which} {listener}");
+    };
+    signal("-STOP");
+    let resumed = scopeguard(|| signal("-CONT"));
+    c.batch_execute("SELECT avatar.avatar_disable('users,1')")
+        .unwrap();
+    // The listener pings a quiet connection every 2 s, and is trusted for 5 s
+    // after it last heard: within about 7 s the route reads the database.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = get(&url, &[]).0.status().as_u16();
+        if status == 404 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status, 404, "the disabled avatar was served from memory");
+    drop(resumed);
+    drop(server);
+}
+
+/// Runs `f` when dropped, even if the test fails first.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// Whatever the path or method, the route's answers carry its headers,
+/// and a path that does not decode is answered as any unknown avatar.
+#[test]
+fn every_error_answer_has_the_routes_headers() {
+    let (db, _id) = with_avatar("error_headers");
+    let (server, urls) = Server::for_db(&db);
+    let unknown = format!(
+        "{}/avatar/{}/{}",
+        server.base,
+        urls.database_key(),
+        "0".repeat(32)
+    );
+    let (known_404, known_body) = get(&unknown, &[]);
+    let (bad_utf8, bad_body) = get(&format!("{}/avatar/%FF/abc", server.base), &[]);
+    assert_eq!(bad_utf8.status(), 404);
+    assert_eq!(bad_body, known_body, "the same answer as an unknown id");
+    for response in [&known_404, &bad_utf8] {
+        assert_eq!(header(response, "x-content-type-options"), "nosniff");
+        assert_eq!(header(response, "cache-control"), "no-store");
+    }
+    let posted = agent().post(&unknown).send_empty().unwrap();
+    assert_eq!(posted.status(), 405);
+    assert_eq!(header(&posted, "x-content-type-options"), "nosniff");
+    assert_eq!(header(&posted, "allow"), "GET, HEAD");
 }

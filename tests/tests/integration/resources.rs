@@ -270,8 +270,8 @@ fn a_key_of_any_length_costs_at_most_itself() {
         .collect();
     assert_eq!(
         named,
-        [None, None],
-        "1000 escaped commas are over 1024 bytes"
+        [Some(0), Some(0)],
+        "1000 escaped commas are over 1024 bytes: a blank resource, which names nothing"
     );
 
     // The same query without the function, for what PostgreSQL itself
@@ -294,15 +294,25 @@ fn a_key_of_any_length_costs_at_most_itself() {
     );
     assert_eq!(count(&mut c, "SELECT count(*) FROM notes"), 0);
 
-    // More parts than a resource has bytes name nothing either.
-    let many: Option<String> = c
-        .query_one(
-            "SELECT avatar.avatar_resource('t', array_fill(''::text, ARRAY[1000000]))",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(many, None);
+    // Nor do more parts than a resource has bytes, or a prefix that long,
+    // and a long prefix costs no more than itself.
+    for sql in [
+        "SELECT avatar.avatar_resource('t', array_fill(''::text, ARRAY[1000000]))",
+        "SELECT avatar.avatar_resource(repeat('t', 1025), '{}')",
+        "SELECT avatar.avatar_resource(repeat('t', 1025), '{1}')",
+    ] {
+        let named: String = c.query_one(sql, &[]).unwrap().get(0);
+        assert_eq!(named.len(), 0, "{sql}");
+    }
+    let baseline = peak(&db, &format!("SELECT length(repeat('t', {key}))"));
+    let prefix = peak(
+        &db,
+        &format!("SELECT length(avatar.avatar_resource(repeat('t', {key}), '{{}}'))"),
+    );
+    assert!(
+        prefix < baseline + key / 2,
+        "a {key}-byte prefix grew a backend by {prefix} bytes, making it by {baseline}"
+    );
     let fits: Option<String> = c
         .query_one(
             "SELECT avatar.avatar_resource('t', array_fill('x'::text, ARRAY[3]))",

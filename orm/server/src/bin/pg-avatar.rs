@@ -275,6 +275,8 @@ fn serve_command(serve: Serve) -> Fallible<ExitCode> {
         .build()?
         .block_on(async move {
             let (mut app, listeners) = http::router(databases, options)?;
+            // What is not an avatar gets the route's own 404, headers and all.
+            app = app.fallback(|| async { http::HttpError::NotFound });
             if let Some(page) = index {
                 app = app.route(
                     "/",

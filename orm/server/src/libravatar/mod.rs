@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -72,10 +73,14 @@ impl Provider {
 
 pub(crate) async fn handle(
     State(state): State<Arc<Provider>>,
-    Path(segment): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    segment: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
+    // The protocol is lenient: what does not decode is simply not a digest
+    // or a parameter.
+    let segment = segment.map(|Path(s)| s).unwrap_or_default();
+    let query = query.map(|Query(q)| q).unwrap_or_default();
     let param = |short: &str, long: &str| query.get(short).or(query.get(long)).map(String::as_str);
     let size = rules::size(param("s", "size"), state.options.max_size);
     let digest = rules::digest(&segment);
