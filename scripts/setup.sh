@@ -20,7 +20,7 @@ PACKAGES=(
 # Only ./run.sh bench needs these: the baselines it measures against.
 BENCH_PACKAGES=(python3-pil python3-venv libvips42 wrk nginx-light)
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+step() { printf '\n\033[1m==> %s\033[0m (%s)\n' "$*" "$(date +%T)"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 is_root() { [ "$(id -u)" = 0 ]; }
 
