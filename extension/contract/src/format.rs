@@ -36,6 +36,16 @@ impl Format {
         }
     }
 
+    /// The format a file-name extension names (`jpg`, `jpeg`, `png`,
+    /// `webp`, in any case), as Gravatar's URL suffixes do.
+    pub fn from_extension(extension: &str) -> Option<Format> {
+        let extension = extension.to_ascii_lowercase();
+        match extension.as_str() {
+            "jpg" => Some(Format::Jpeg),
+            other => Format::parse(other),
+        }
+    }
+
     /// `'jpeg', 'png', 'webp'`: the list as SQL's `IN (…)` writes it.
     pub fn sql_list() -> String {
         Format::ALL.map(|f| format!("'{}'", f.name())).join(", ")
@@ -93,6 +103,16 @@ mod tests {
         assert_eq!(Format::parse("JPEG"), None, "names are exact");
         assert_eq!(Format::parse("gif"), None);
         assert_eq!(Format::sql_list(), "'jpeg', 'png', 'webp'");
+        for (extension, format) in [
+            ("jpg", Some(Format::Jpeg)),
+            ("JPEG", Some(Format::Jpeg)),
+            ("png", Some(Format::Png)),
+            ("WebP", Some(Format::Webp)),
+            ("gif", None),
+            ("", None),
+        ] {
+            assert_eq!(Format::from_extension(extension), format, "{extension}");
+        }
         assert_eq!(Upload::list(), "JPEG, PNG, WebP, GIF and BMP");
     }
 }

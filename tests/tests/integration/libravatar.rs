@@ -346,3 +346,37 @@ fn seedless_defaults_are_one_representation() {
         "identicons depend on the seed"
     );
 }
+
+/// `/avatar/<md5>.jpg`, as Gravatar's documentation allows and many of its
+/// client libraries write it, is the same avatar; the suffix picks the
+/// format, over `Accept`, and an unknown suffix names no avatar.
+#[test]
+fn a_suffix_names_the_format() {
+    let f = fixture("libravatar_suffix");
+    let base = format!("{}/avatar/{}", f.server.base, f.md5);
+    let (plain, plain_body) = get(&format!("{base}?s=64"), &[]);
+    assert_eq!(header(&plain, "vary"), "Accept");
+    assert_eq!(plain_body, f.avatar_64, "the JPEG, without a suffix");
+    for (suffix, mime) in [
+        ("jpg", "image/jpeg"),
+        ("jpeg", "image/jpeg"),
+        ("JPG", "image/jpeg"),
+        ("png", "image/png"),
+        ("webp", "image/webp"),
+    ] {
+        let (response, body) = get(
+            &format!("{base}.{suffix}?s=64"),
+            &[("accept", "image/avif,image/webp,*/*")],
+        );
+        assert_eq!(response.status(), 200, "{suffix}");
+        assert_eq!(header(&response, "content-type"), mime, "{suffix}");
+        assert_eq!(header(&response, "vary"), "", "{suffix}: the URL decides");
+        assert_eq!(side(&body), 64, "{suffix}");
+        if mime == "image/jpeg" {
+            assert_eq!(body, f.avatar_64, "{suffix}");
+        }
+    }
+    // Not a format: not a digest, so the default.
+    let (gif, _) = get(&format!("{base}.gif?s=64&d=404"), &[]);
+    assert_eq!(gif.status(), 404);
+}

@@ -83,13 +83,14 @@ pub(crate) async fn handle(
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let param = |short: &str, long: &str| query.get(short).or(query.get(long)).map(String::as_str);
     let size = rules::size(param("s", "size"), state.options.max_size);
-    let digest = rules::digest(&segment);
+    let (digest, format) = rules::digest_and_format(&segment).unzip();
+    let format = format.flatten();
 
     if let (Some(digest), false) = (&digest, rules::forced(param("f", "forcedefault"))) {
         if let Some(id) = avatar_for(&state, digest).await? {
             let request = Request {
                 size,
-                format: None,
+                format,
                 version: None,
             };
             let served = state

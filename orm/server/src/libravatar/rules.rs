@@ -6,6 +6,7 @@
 pub const DEFAULT_SIZE: u32 = 80;
 
 use avatar_contract::placeholder::{Kind, NAMES};
+use avatar_contract::Format;
 
 /// The generated default a `d=` value names, by the contract's names that
 /// Libravatar clients may use.
@@ -32,8 +33,21 @@ pub enum Fallback {
     Redirect(String),
 }
 
-/// The address digest in the path, lower-cased: 32 hex digits (MD5) or 64
-/// (SHA-256). Anything else names no avatar.
+/// The address digest in the path and the format a suffix names:
+/// `/avatar/<md5>.jpg`, as many Gravatar clients write it, is the digest
+/// in JPEG; without a suffix the `Accept` header decides. A suffix that
+/// names no format the route serves makes the segment no digest.
+pub fn digest_and_format(segment: &str) -> Option<(String, Option<Format>)> {
+    match segment.rsplit_once('.') {
+        Some((digest, suffix)) => {
+            Some((self::digest(digest)?, Some(Format::from_extension(suffix)?)))
+        }
+        None => Some((digest(segment)?, None)),
+    }
+}
+
+/// The address digest, lower-cased: 32 hex digits (MD5) or 64 (SHA-256).
+/// Anything else names no avatar.
 pub fn digest(segment: &str) -> Option<String> {
     let hex = segment.to_ascii_lowercase();
     (matches!(hex.len(), 32 | 64) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
@@ -118,6 +132,21 @@ mod tests {
         for bad in ["", "xyz", &"g".repeat(32), &"a".repeat(33), &"a".repeat(40)] {
             assert_eq!(digest(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn suffixes_name_a_format() {
+        let md5 = "0bc83cb571cd1c50ba6f3e8a78ef1346";
+        let with = |suffix: &str| digest_and_format(&format!("{md5}{suffix}"));
+        assert_eq!(with(""), Some((md5.into(), None)));
+        assert_eq!(with(".jpg"), Some((md5.into(), Some(Format::Jpeg))));
+        assert_eq!(with(".JPEG"), Some((md5.into(), Some(Format::Jpeg))));
+        assert_eq!(with(".png"), Some((md5.into(), Some(Format::Png))));
+        assert_eq!(with(".webp"), Some((md5.into(), Some(Format::Webp))));
+        for bad in [".gif", ".", ".jpg.jpg", "x.jpg"] {
+            assert_eq!(with(bad), None, "{bad}");
+        }
+        assert_eq!(digest_and_format(".jpg"), None);
     }
 
     #[test]
