@@ -2,7 +2,7 @@
 //! extension, the image pipeline, diesel-avatar and the server all use
 //! these definitions rather than writing them down again. The SQL that
 //! cannot use them (a `CHECK`, a trigger's literal) is tested against them
-//! (`tests/tests/integration/contract.rs`).
+//! (`tests/sql_copies.rs`).
 //!
 //! No dependencies, so the smallest client can have it.
 

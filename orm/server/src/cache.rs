@@ -3,9 +3,10 @@
 //! `avatar_changed` and `avatar_address_changed` notifications.
 //!
 //! A hit answers 200 or 304 without a database round trip. Entries are only
-//! trusted while a listener connection is subscribed: if it drops, the cache
+//! trusted while a listener connection is subscribed and has lately heard
+//! from its database ([`LIVENESS`]): if it drops or stalls, the cache
 //! empties and stays bypassed until the listener is back, because
-//! notifications sent meanwhile are lost.
+//! notifications sent meanwhile may be lost.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -19,6 +20,7 @@ use lru::LruCache;
 use uuid::Uuid;
 
 use crate::byte_lru::{ByteLru, Weight};
+use diesel_avatar::changes::PING;
 
 #[derive(Clone)]
 pub struct Entry {
@@ -39,8 +41,9 @@ pub struct Cache {
 /// Entries are trusted only while the listener has heard from its
 /// database this recently: a listener stuck in a call to a database that
 /// stopped answering cannot hear notifications either. A healthy one hears
-/// every 50 ms, and pings a quiet connection every 2 s.
-pub const LIVENESS: Duration = Duration::from_secs(5);
+/// every 50 ms, and pings a quiet connection every [`PING`]: two pings
+/// and a second (5 s).
+pub const LIVENESS: Duration = Duration::from_secs(2 * PING.as_secs() + 1);
 
 impl Weight for Entry {
     fn weight(&self) -> usize {

@@ -117,39 +117,20 @@ struct Backend {
     cache: Arc<Cache>,
 }
 
-/// Why the route could not be built.
-#[derive(Debug)]
-pub enum Error {
-    Url(urls::UrlError),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Url(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<urls::UrlError> for Error {
-    fn from(e: urls::UrlError) -> Self {
-        Error::Url(e)
-    }
-}
-
 /// The avatar route for `databases`, and the listeners that keep its
 /// memory cache honest, which stop when the handle is shut down or
 /// dropped. Pools connect lazily, so the server starts (and answers 503)
 /// while a database is down.
-pub fn router(databases: Vec<Database>, options: Options) -> Result<(Router, Listeners), Error> {
+pub fn router(
+    databases: Vec<Database>,
+    options: Options,
+) -> Result<(Router, Listeners), urls::UrlError> {
     let mut backends = HashMap::new();
     let mut libravatar_key = None;
     let mut listeners = Listeners::default();
     for db in &databases {
         if db.secret.len() < urls::MIN_SECRET_LEN {
-            return Err(urls::UrlError::ShortSecret.into());
+            return Err(urls::UrlError::ShortSecret);
         }
     }
     for db in databases {
