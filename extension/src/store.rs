@@ -258,7 +258,7 @@ fn refuse_while_updating() {
             report(
                 Class::WrongState,
                 "pg_avatar is being installed or updated",
-                "avatar_get",
+                "pg_avatar",
             )
             .set_hint("Call it once CREATE or ALTER EXTENSION pg_avatar has finished."),
         );

@@ -106,15 +106,18 @@ const BOUNDED: &[(&str, &str)] = &[
 ];
 
 /// `url` (a `postgres://` URL or `key=value` pairs) with each setting of
-/// `defaults` it does not make itself.
+/// `defaults` it does not make itself. A string whose last value ends in
+/// a backslash, which would escape what follows, is left as it is.
 fn with_defaults(url: &str, defaults: &[(&str, &str)]) -> String {
     let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !is_url && url.ends_with('\\') {
+        return url.to_string();
+    }
     let mut out = url.to_string();
     for (key, value) in defaults {
         let set = if is_url {
-            url.split_once('?').is_some_and(|(_, query)| {
-                query.split('&').any(|p| p.split('=').next() == Some(key))
-            })
+            query(url)
+                .is_some_and(|query| query.split('&').any(|p| p.split('=').next() == Some(key)))
         } else {
             url.split_whitespace()
                 .any(|p| p.split('=').next().map(str::trim) == Some(key))
@@ -122,7 +125,7 @@ fn with_defaults(url: &str, defaults: &[(&str, &str)]) -> String {
         if set {
             continue;
         }
-        let separator = match (is_url, out.contains('?')) {
+        let separator = match (is_url, query(&out).is_some()) {
             (true, true) => '&',
             (true, false) => '?',
             (false, _) => ' ',
@@ -161,6 +164,12 @@ impl Subscription {
             conn,
             last_heard: Instant::now(),
         })
+    }
+
+    /// When the database was last heard from: a notification, or the
+    /// answer to a ping.
+    pub fn last_heard(&self) -> Instant {
+        self.last_heard
     }
 
     /// What has arrived since the last call, without waiting. After a
@@ -244,6 +253,13 @@ impl std::fmt::Display for Lost {
 
 impl std::error::Error for Lost {}
 
+/// A URL's query: after the `?` that follows its user information (libpq
+/// takes a raw `?` in a password as part of it).
+fn query(url: &str) -> Option<&str> {
+    let after_user = url.rfind('@').map_or(0, |at| at + 1);
+    url[after_user..].split_once('?').map(|(_, query)| query)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +282,14 @@ mod tests {
         assert_eq!(
             with_defaults("postgresql://u@db/app?sslmode=require&keepalives=0", d),
             "postgresql://u@db/app?sslmode=require&keepalives=0&connect_timeout=5"
+        );
+        assert_eq!(
+            with_defaults("postgres://u:pa?ss@db/app", d),
+            "postgres://u:pa?ss@db/app?connect_timeout=5&keepalives=1"
+        );
+        assert_eq!(
+            with_defaults("host=db password=abc\\", d),
+            "host=db password=abc\\"
         );
     }
 

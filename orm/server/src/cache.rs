@@ -148,7 +148,15 @@ impl Cache {
 
     /// The listener has just heard from its database.
     pub fn heard(&self) {
-        self.heard_at.store(self.now(), Ordering::Release);
+        self.heard_at(Instant::now());
+    }
+
+    /// The listener last heard from its database `when`: a notification or
+    /// a ping's answer, not merely a pass of its loop.
+    pub fn heard_at(&self, when: Instant) {
+        let at = when.saturating_duration_since(self.made).as_millis();
+        self.heard_at
+            .store(u64::try_from(at).unwrap_or(u64::MAX), Ordering::Release);
     }
 
     /// Whether the listener heard from its database within [`LIVENESS`].

@@ -84,10 +84,12 @@ impl Drop for Listeners {
 fn run(url: &str, cache: &Cache, stop: &AtomicBool) {
     let mut backoff = POLL;
     let mut told_standby = false;
+    let mut told_unreachable = false;
     while !stop.load(Ordering::Acquire) {
         // libpq's messages can name the database, so they are not logged.
         let wait = match Subscription::connect(url) {
             Ok(subscription) => {
+                told_unreachable = false;
                 follow(subscription, cache, stop);
                 cache.reset(false);
                 if stop.load(Ordering::Acquire) {
@@ -109,6 +111,12 @@ fn run(url: &str, cache: &Cache, stop: &AtomicBool) {
             }
             Err(Unsubscribed::Unreachable) => {
                 cache.reset(false);
+                if !told_unreachable {
+                    tracing::warn!(
+                        "avatar cache listener cannot subscribe; cache bypassed until it can"
+                    );
+                    told_unreachable = true;
+                }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 backoff
             }
@@ -143,7 +151,7 @@ fn follow(mut subscription: Subscription, cache: &Cache, stop: &AtomicBool) {
                 Notice::Malformed => tracing::debug!("ignored a malformed notification"),
             }
         }
-        cache.heard();
+        cache.heard_at(subscription.last_heard());
         std::thread::sleep(POLL);
     }
 }
