@@ -6,13 +6,17 @@
 //!
 //! No dependencies, so the smallest client can have it.
 
+pub mod crop;
 pub mod error;
 pub mod format;
 pub mod limits;
 pub mod notify;
 pub mod placeholder;
+pub mod rating;
 pub mod resource;
 pub mod size;
 
+pub use crop::Crop;
 pub use error::{Class, MARKER};
 pub use format::{Format, Upload};
+pub use rating::Rating;

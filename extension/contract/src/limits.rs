@@ -19,3 +19,7 @@ pub const FALLBACK_MAX_BYTES: usize = 2 << 20;
 /// Four times the pixels of what was asked for: a provider that sends
 /// more is not sending an avatar, and is not decoded.
 pub const FALLBACK_MAX_PIXELS: u64 = 4 * (FALLBACK_SIZE as u64) * (FALLBACK_SIZE as u64);
+
+/// The longest alt text `avatar_set_description` keeps, in characters:
+/// Mastodon's limit for a media description.
+pub const MAX_DESCRIPTION_CHARS: usize = 1500;

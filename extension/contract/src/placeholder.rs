@@ -17,14 +17,18 @@ pub enum Kind {
     /// The first letter of the seed (a name), white on a colour from its
     /// hash, as Tryton's avatar mixin draws it.
     Initial,
+    /// One flat colour from the seed's hash: Gravatar's `d=color`.
+    Color,
 }
 
 /// Every name `avatar_default(kind, …)` and Libravatar's `d=` accept, and
-/// the kind each draws. `monsterid`, `robohash` and `pagan` are drawn from
-/// artwork pg_avatar does not ship; they get the retro pattern, which is as
-/// distinct per address. `initial` is pg_avatar's own: Libravatar's seeds
-/// are address digests, which have no letters.
-pub const NAMES: [(&str, Kind); 9] = [
+/// the kind each draws. `monsterid`, `robohash`, `pagan` and `wavatar` are
+/// drawn from artwork pg_avatar does not ship; they get the retro pattern,
+/// which is as distinct per address. `initial` is pg_avatar's own name;
+/// `initials` is Gravatar's, which the Libravatar route draws only for a
+/// request that names the person (`name=` or `initials=`), since an
+/// address digest has no letters.
+pub const NAMES: [(&str, Kind); 12] = [
     ("mm", Kind::Silhouette),
     ("mp", Kind::Silhouette),
     ("identicon", Kind::Identicon),
@@ -32,8 +36,11 @@ pub const NAMES: [(&str, Kind); 9] = [
     ("monsterid", Kind::Retro),
     ("robohash", Kind::Retro),
     ("pagan", Kind::Retro),
+    ("wavatar", Kind::Retro),
     ("blank", Kind::Blank),
     ("initial", Kind::Initial),
+    ("initials", Kind::Initial),
+    ("color", Kind::Color),
 ];
 
 impl Kind {
@@ -64,7 +71,8 @@ impl Kind {
         !matches!(self, Kind::Silhouette | Kind::Blank)
     }
 
-    /// Whether Libravatar clients may ask for it by `d=`.
+    /// Whether a Libravatar `d=` may draw it from the address digest
+    /// alone: initials need the person's name too.
     pub fn libravatar(self) -> bool {
         self != Kind::Initial
     }
@@ -87,7 +95,9 @@ mod tests {
             assert_eq!(Kind::parse(name), Some(kind));
             assert_eq!(Kind::parse(kind.name()), Some(kind));
         }
-        assert_eq!(Kind::parse("wavatar"), None);
+        assert_eq!(Kind::parse("wavatar"), Some(Kind::Retro));
+        assert_eq!(Kind::parse("initials"), Some(Kind::Initial));
+        assert_eq!(Kind::parse("color"), Some(Kind::Color));
         assert_eq!(Kind::parse("MM"), None);
         assert_eq!(Kind::Blank.format(), Format::Png);
         assert!(names().starts_with("initial, mm, mp, identicon"));

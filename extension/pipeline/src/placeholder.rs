@@ -24,6 +24,7 @@ pub fn render(kind: Placeholder, seed: &str, side: u32, quality: u8) -> Result<V
             // lacks): the same silhouette as `mp`.
             None => silhouette(side),
         },
+        Placeholder::Color => colour(&hash, 0).repeat(side as usize * side as usize),
         Placeholder::Identicon => grid(&hash, side, 5, &[LIGHT, colour(&hash, 0)]),
         Placeholder::Retro => grid(
             &hash,
