@@ -12,6 +12,39 @@ define_sql_function! {
 }
 
 define_sql_function! {
+    /// The same with the square the user chose, in pixels of the upright
+    /// image (after its EXIF orientation): all three NULL is the centre.
+    #[sql_name = "avatar.avatar_set"]
+    fn avatar_set_cropped(
+        resource: Text,
+        image: Bytea,
+        crop_x: Nullable<Integer>,
+        crop_y: Nullable<Integer>,
+        crop_size: Nullable<Integer>,
+    ) -> Uuid;
+}
+
+define_sql_function! {
+    /// Rates `resource`'s avatar `g`, `pg`, `r` or `x` (see
+    /// [`crate::Rating`]); true if it has one.
+    #[sql_name = "avatar.avatar_set_rating"]
+    fn avatar_set_rating(resource: Text, rating: Text) -> diesel::sql_types::Bool;
+}
+
+define_sql_function! {
+    /// Sets (or with NULL, clears) the alt text of `resource`'s avatar;
+    /// true if it has one.
+    #[sql_name = "avatar.avatar_set_description"]
+    fn avatar_set_description(resource: Text, description: Nullable<Text>) -> diesel::sql_types::Bool;
+}
+
+define_sql_function! {
+    /// The alt text of a served avatar, or NULL.
+    #[sql_name = "avatar.avatar_description"]
+    fn avatar_description(id: Nullable<Uuid>) -> Nullable<Text>;
+}
+
+define_sql_function! {
     /// The avatar as a JPEG of `avatar_size(size)` pixels square, or NULL.
     #[sql_name = "avatar.avatar_get"]
     fn avatar_get(id: Nullable<Uuid>, size: Integer) -> Nullable<Bytea>;

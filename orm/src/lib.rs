@@ -25,12 +25,13 @@
 pub mod changes;
 mod error;
 pub mod functions;
+pub mod html;
 mod key;
 mod model;
 pub mod urls;
 
 pub use avatar_contract as contract;
-pub use avatar_contract::Format;
+pub use avatar_contract::{Crop, Format, Rating};
 pub use diesel_avatar_derive::Avatar;
 pub use error::{Error, Result};
 pub use key::AvatarKey;

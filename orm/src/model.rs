@@ -9,9 +9,12 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::functions::{
-    avatar_delete, avatar_get, avatar_get_or_default, avatar_id, avatar_set, avatar_sha1,
+    avatar_delete, avatar_description, avatar_get, avatar_get_or_default, avatar_id, avatar_set,
+    avatar_set_cropped, avatar_set_description, avatar_set_rating, avatar_sha1,
 };
+use crate::html::Img;
 use crate::urls::AvatarUrls;
+use crate::{Crop, Rating};
 
 /// The resource of a row as a SQL expression over its table, for queries
 /// that join avatars to many rows at once.
@@ -38,6 +41,47 @@ pub trait Avatar {
     /// and returns its public id, which stays the same when replaced.
     fn set_avatar(&self, conn: &mut PgConnection, image: &[u8]) -> Result<Uuid> {
         Ok(diesel::select(avatar_set(self.avatar_resource(), image)).get_result(conn)?)
+    }
+
+    /// The same with the square the user chose, in pixels of the upright
+    /// image (as shown, after its EXIF orientation). A square that is not
+    /// inside the image is refused ([`crate::Error::is_invalid_input`]),
+    /// with the image's upright size in the message, and nothing is written.
+    fn set_avatar_cropped(
+        &self,
+        conn: &mut PgConnection,
+        image: &[u8],
+        crop: Crop,
+    ) -> Result<Uuid> {
+        // No image is 2^31 pixels wide, so a larger value is as far outside
+        // as the database needs to say so.
+        let sql = |v: u32| Some(i32::try_from(v).unwrap_or(i32::MAX));
+        let query = avatar_set_cropped(
+            self.avatar_resource(),
+            image,
+            sql(crop.x),
+            sql(crop.y),
+            sql(crop.size),
+        );
+        Ok(diesel::select(query).get_result(conn)?)
+    }
+
+    /// Rates the avatar, for the Libravatar route's `r=`; true if there
+    /// is one. Avatars are `g` until rated.
+    fn set_avatar_rating(&self, conn: &mut PgConnection, rating: Rating) -> Result<bool> {
+        let query = avatar_set_rating(self.avatar_resource(), rating.name());
+        Ok(diesel::select(query).get_result(conn)?)
+    }
+
+    /// Sets the avatar's alt text, or clears it with `None`; true if there
+    /// is an avatar. At most [`crate::contract::limits::MAX_DESCRIPTION_CHARS`].
+    fn set_avatar_description(
+        &self,
+        conn: &mut PgConnection,
+        description: Option<&str>,
+    ) -> Result<bool> {
+        let query = avatar_set_description(self.avatar_resource(), description);
+        Ok(diesel::select(query).get_result(conn)?)
     }
 
     /// The avatar as a JPEG exactly `avatar_size(size)` pixels square.
@@ -75,6 +119,33 @@ pub trait Avatar {
         resource_url(conn, &self.avatar_resource(), urls, size)
     }
 
+    /// A `srcset` at 1x, 2x and 3x of `css_size` ([`AvatarUrls::srcset`]).
+    fn avatar_srcset(
+        &self,
+        conn: &mut PgConnection,
+        urls: &AvatarUrls,
+        css_size: u32,
+    ) -> Result<Option<String>> {
+        Ok(current(conn, &self.avatar_resource())?
+            .map(|(id, sha1, _)| urls.srcset(id, &sha1, css_size)))
+    }
+
+    /// The `<img>` of the avatar at `css_size` CSS pixels, from one query:
+    /// its alt text is the stored description, or `alt` without one.
+    fn avatar_img(
+        &self,
+        conn: &mut PgConnection,
+        urls: &AvatarUrls,
+        css_size: u32,
+        alt: &str,
+    ) -> Result<Option<Img>> {
+        Ok(
+            current(conn, &self.avatar_resource())?.map(|(id, sha1, description)| {
+                urls.img(id, &sha1, css_size, description.as_deref().unwrap_or(alt))
+            }),
+        )
+    }
+
     /// Removes the avatar and its cached sizes; true if there was one.
     fn delete_avatar(&self, conn: &mut PgConnection) -> Result<bool> {
         Ok(diesel::select(avatar_delete(self.avatar_resource())).get_result(conn)?)
@@ -93,6 +164,17 @@ pub fn resource_url(
     let (id, sha1): (Option<Uuid>, Option<String>) =
         diesel::select((id, avatar_sha1(id))).get_result(conn)?;
     Ok(id.zip(sha1).map(|(id, sha1)| urls.url(id, &sha1, size)))
+}
+
+/// A served avatar's id, SHA-1 and alt text, in one statement.
+fn current(
+    conn: &mut PgConnection,
+    resource: &str,
+) -> Result<Option<(Uuid, String, Option<String>)>> {
+    let id = avatar_id(resource);
+    let (id, sha1, description): (Option<Uuid>, Option<String>, Option<String>) =
+        diesel::select((id, avatar_sha1(id), avatar_description(id))).get_result(conn)?;
+    Ok(id.zip(sha1).map(|(id, sha1)| (id, sha1, description)))
 }
 
 /// Support for the derive's generated code; not a stable API.

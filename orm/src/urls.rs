@@ -18,7 +18,12 @@ use uuid::Uuid;
 
 pub use avatar_contract::size::MAX_SIZE;
 
+use crate::html::Img;
 use crate::Format;
+
+/// The pixel densities a `srcset` offers: ordinary, retina and the 3x of
+/// phones (Gitea #12350, Mastodon #34802 ask for these).
+pub const DENSITIES: [u32; 3] = [1, 2, 3];
 
 /// The size served when a URL names none.
 pub const DEFAULT_SIZE: u32 = 64;
@@ -128,6 +133,41 @@ impl AvatarUrls {
         let mut url = self.url(id, sha1, size);
         url.query_pairs_mut().append_pair("f", format.name());
         url
+    }
+}
+
+impl AvatarUrls {
+    /// A `srcset` for an avatar laid out at `css_size` CSS pixels:
+    /// `url 1x, url 2x, url 3x`, each at that many times the size,
+    /// quantised and capped at [`MAX_SIZE`]. A density whose URL would be
+    /// the previous one's (once capped) is left out: it would fetch nothing
+    /// sharper.
+    pub fn srcset(&self, id: Uuid, sha1: &str, css_size: u32) -> String {
+        let css_size = css_size.clamp(1, MAX_SIZE);
+        let mut candidates: Vec<(Url, u32)> = Vec::with_capacity(DENSITIES.len());
+        for density in DENSITIES {
+            let url = self.url(id, sha1, css_size.saturating_mul(density).min(MAX_SIZE));
+            if candidates.last().is_none_or(|(last, _)| *last != url) {
+                candidates.push((url, density));
+            }
+        }
+        candidates
+            .iter()
+            .map(|(url, density)| format!("{url} {density}x"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// An `<img>` of the avatar laid out at `css_size` CSS pixels, with its
+    /// `srcset` and `alt` text; write it with `{}`, already escaped.
+    pub fn img(&self, id: Uuid, sha1: &str, css_size: u32, alt: &str) -> Img {
+        let side = css_size.clamp(1, MAX_SIZE);
+        Img {
+            src: self.url(id, sha1, side).into(),
+            srcset: self.srcset(id, sha1, side),
+            side,
+            alt: alt.to_string(),
+        }
     }
 }
 
@@ -299,6 +339,59 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn srcset_offers_each_density_quantised_and_capped() {
+        let urls = AvatarUrls::new("https://cdn.example.com", "db", SECRET).unwrap();
+        let id = Uuid::from_u128(7);
+        let sha1 = "ab".repeat(20);
+        let sizes = |css: u32| -> Vec<(u32, String)> {
+            urls.srcset(id, &sha1, css)
+                .split(", ")
+                .map(|candidate| {
+                    let (url, density) = candidate.split_once(' ').unwrap();
+                    let url = Url::parse(url).unwrap();
+                    let s = url.query_pairs().find(|(k, _)| k == "s").unwrap().1;
+                    (s.parse().unwrap(), density.to_string())
+                })
+                .collect()
+        };
+        let d = |s: &str| s.to_string();
+        for (css, expected) in [
+            (64, vec![(64, d("1x")), (128, d("2x")), (200, d("3x"))]),
+            (40, vec![(40, d("1x")), (80, d("2x")), (128, d("3x"))]),
+            (1, vec![(1, d("1x")), (2, d("2x")), (4, d("3x"))]),
+            (700, vec![(700, d("1x")), (1400, d("2x")), (2048, d("3x"))]),
+            (1024, vec![(1024, d("1x")), (2048, d("2x"))]),
+            (2048, vec![(2048, d("1x"))]),
+            (9999, vec![(2048, d("1x"))]),
+            (0, vec![(1, d("1x")), (2, d("2x")), (4, d("3x"))]),
+        ] {
+            assert_eq!(sizes(css), expected, "css {css}");
+        }
+    }
+
+    #[test]
+    fn img_puts_src_srcset_size_and_alt_together() {
+        let urls = AvatarUrls::new("https://cdn.example.com", "db", SECRET).unwrap();
+        let (id, sha1) = (Uuid::from_u128(7), "cd".repeat(20));
+        let img = urls.img(id, &sha1, 48, "Ada & Grace");
+        assert_eq!(img.src, urls.url(id, &sha1, 48).as_str());
+        assert_eq!(img.srcset, urls.srcset(id, &sha1, 48));
+        let html = img.to_string();
+        assert!(
+            html.starts_with("<img src=\"https://cdn.example.com/avatar/"),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"width="48" height="48" alt="Ada &amp; Grace">"#),
+            "{html}"
+        );
+        assert!(
+            !html.contains("&v="),
+            "query separators are escaped: {html}"
+        );
     }
 
     #[test]
