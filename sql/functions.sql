@@ -38,13 +38,13 @@ COMMENT ON FUNCTION avatar.avatar_delete(text) IS
     'Removes the avatar of a resource and its cached sizes; true if there was one.';
 
 -- XEP-0084 metadata (id = sha1, bytes, width, height, type) plus
--- bookkeeping. No row for an unknown id.
+-- bookkeeping, the rating and the alt text. No row for an unknown id.
 CREATE FUNCTION avatar.avatar_info(
         id uuid,
         OUT resource text, OUT sha1 text, OUT bytes integer,
         OUT width integer, OUT height integer, OUT mime_type text,
         OUT created_at timestamptz, OUT updated_at timestamptz,
-        OUT cached_sizes integer)
+        OUT cached_sizes integer, OUT rating text, OUT description text)
     RETURNS SETOF record
     LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER ROWS 1
     SET search_path = pg_catalog, pg_temp
@@ -52,13 +52,71 @@ CREATE FUNCTION avatar.avatar_info(
         SELECT a.resource, a.sha1, a.bytes, a.width, a.width, 'image/jpeg',
                a.created_at, a.updated_at,
                (SELECT count(DISTINCT c.size)::integer FROM avatar.avatar_cache c
-                 WHERE c.avatar_id = a.id AND c.sha1 = a.sha1)
+                 WHERE c.avatar_id = a.id AND c.sha1 = a.sha1),
+               a.rating, a.description
           FROM avatar.avatar a
          WHERE a.id = $1
     $$;
 
 COMMENT ON FUNCTION avatar.avatar_info(uuid) IS
-    'Metadata of an avatar: owner, SHA-1, size, type, timestamps and cached sizes.';
+    'Metadata of an avatar: owner, SHA-1, size, type, timestamps, cached sizes, rating and alt text.';
+
+-- Ratings and alt text. Both change the avatar row only; its id and image
+-- stay. False when the resource has no avatar.
+CREATE FUNCTION avatar.avatar_set_rating(resource text, rating text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        changed boolean;
+    BEGIN
+        IF NOT $2 = ANY (ARRAY['g', 'pg', 'r', 'x']) THEN
+            RAISE EXCEPTION 'pg_avatar: % is not a rating', quote_literal($2)
+                USING ERRCODE = '22023', HINT = 'Use ''g'', ''pg'', ''r'' or ''x''.';
+        END IF;
+        WITH rated AS (UPDATE avatar.avatar a SET rating = $2 WHERE a.resource = $1 RETURNING 1)
+        SELECT EXISTS (SELECT FROM rated) INTO changed;
+        RETURN changed;
+    END
+    $$;
+
+COMMENT ON FUNCTION avatar.avatar_set_rating(text, text) IS
+    'Rates a resource''s avatar g, pg, r or x, for the Libravatar route''s r=; true if it has one.';
+
+-- Not STRICT: a NULL description clears it.
+CREATE FUNCTION avatar.avatar_set_description(resource text, description text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        changed boolean;
+    BEGIN
+        IF $1 IS NULL THEN
+            RAISE EXCEPTION 'pg_avatar: resource must not be NULL'
+                USING ERRCODE = '22004', HINT = 'Name the owner as table and key, for example ''users,42''.';
+        END IF;
+        IF char_length($2) > 1500 THEN
+            RAISE EXCEPTION 'pg_avatar: the description is % characters long, over the limit of 1500',
+                char_length($2)
+                USING ERRCODE = '22023', HINT = 'Describe the picture in at most 1500 characters.';
+        END IF;
+        WITH described AS (UPDATE avatar.avatar a SET description = $2
+                            WHERE a.resource = $1 RETURNING 1)
+        SELECT EXISTS (SELECT FROM described) INTO changed;
+        RETURN changed;
+    END
+    $$;
+
+COMMENT ON FUNCTION avatar.avatar_set_description(text, text) IS
+    'Sets (NULL: clears) the alt text of a resource''s avatar; true if it has one.';
+
+CREATE FUNCTION avatar.avatar_description(id uuid) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT a.description FROM avatar.avatar a WHERE a.id = $1 AND avatar.avatar_is_served(a) $$;
+
+COMMENT ON FUNCTION avatar.avatar_description(uuid) IS
+    'The alt text of a served avatar, or NULL.';
 
 -- Every change to an avatar, whichever function or statement makes it,
 -- tells listeners (such as pg-avatar serve's memory cache) which id changed.
@@ -87,7 +145,7 @@ CREATE FUNCTION avatar.avatar_notify_change() RETURNS trigger
     $$;
 
 CREATE TRIGGER avatar_changed
-    AFTER INSERT OR DELETE OR UPDATE OF image, sha1, disabled_at ON avatar.avatar
+    AFTER INSERT OR DELETE OR UPDATE OF image, sha1, disabled_at, rating ON avatar.avatar
     FOR EACH ROW EXECUTE FUNCTION avatar.avatar_notify_change();
 
 -- The cache's rows go with their avatar, however it is deleted: what a
@@ -251,6 +309,28 @@ CREATE FUNCTION avatar.avatar_by_digest(digest text) RETURNS uuid
     END
     $$;
 
+-- The same for a request that accepts ratings up to `max_rating`
+-- (Libravatar's r=): an avatar rated above it is answered as none, so the
+-- request's default applies.
+CREATE FUNCTION avatar.avatar_by_digest(digest text, max_rating text) RETURNS uuid
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        ratings CONSTANT text[] := ARRAY['g', 'pg', 'r', 'x'];
+        ceiling integer := array_position(ratings, $2);
+        found uuid;
+    BEGIN
+        IF ceiling IS NULL THEN
+            RAISE EXCEPTION 'pg_avatar: % is not a rating', quote_literal($2)
+                USING ERRCODE = '22023', HINT = 'Use ''g'', ''pg'', ''r'' or ''x''.';
+        END IF;
+        found := avatar.avatar_by_digest($1);
+        RETURN (SELECT a.id FROM avatar.avatar a
+                 WHERE a.id = found AND array_position(ratings, a.rating) <= ceiling);
+    END
+    $$;
+
 -- The opt-in fallback to an external Libravatar provider. pg-avatar serve
 -- asks which known address behind a digest has no avatar of its own and
 -- no copy fresher than `refresh`; it fetches one and stores it with
@@ -338,11 +418,18 @@ CREATE FUNCTION avatar.avatar_get_or_default(
 COMMENT ON FUNCTION avatar.avatar_get_or_default(text, integer, text, text) IS
     'The avatar of a resource, or a generated one (kind: initial, identicon, mp, ...) for a name.';
 
--- Least privilege: only the size rule and the generated defaults are public. Grant the rest to the
+-- Least privilege: only the size rule, the resource encoding and the
+-- generated defaults are public. Grant the rest to the
 -- roles that need it (see the README's "Privileges").
 REVOKE ALL ON FUNCTION
     avatar.avatar_is_served(avatar.avatar),
     avatar.avatar_set(text, bytea),
+    avatar.avatar_set(text, bytea, integer, integer, integer),
+    avatar.avatar_set_rating(text, text),
+    avatar.avatar_set_description(text, text),
+    avatar.avatar_description(uuid),
+    avatar.avatar_by_digest(text, text),
+    avatar.avatar_rendition_exact(uuid, integer, text),
     avatar.avatar_get(uuid, integer),
     avatar.avatar_get(uuid, integer, text),
     avatar.avatar_renditions(uuid, integer),

@@ -74,24 +74,6 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'avatar_resource_wrapper';
 
-CREATE OR REPLACE FUNCTION avatar.avatar_info(
-        id uuid,
-        OUT resource text, OUT sha1 text, OUT bytes integer,
-        OUT width integer, OUT height integer, OUT mime_type text,
-        OUT created_at timestamptz, OUT updated_at timestamptz,
-        OUT cached_sizes integer)
-    RETURNS SETOF record
-    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER ROWS 1
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-        SELECT a.resource, a.sha1, a.bytes, a.width, a.width, 'image/jpeg',
-               a.created_at, a.updated_at,
-               (SELECT count(DISTINCT c.size)::integer FROM avatar.avatar_cache c
-                 WHERE c.avatar_id = a.id AND c.sha1 = a.sha1)
-          FROM avatar.avatar a
-         WHERE a.id = $1
-    $$;
-
 CREATE OR REPLACE FUNCTION avatar.avatar_set_email(resource text, email text) RETURNS void
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -370,3 +352,189 @@ CREATE OR REPLACE FUNCTION avatar.avatar_enable(resource text) RETURNS boolean
                           WHERE a.resource = $1 AND NOT avatar.avatar_is_served(a) RETURNING 1)
         SELECT EXISTS (SELECT FROM changed)
     $$;
+
+-- What users of avatar systems ask for (issue 13): a rating for the
+-- Libravatar route's r=, alt text, the user's own crop and exact sizes.
+ALTER TABLE avatar.avatar
+    ADD COLUMN rating text NOT NULL DEFAULT 'g' CHECK (rating IN ('g', 'pg', 'r', 'x')),
+    ADD COLUMN description text CHECK (char_length(description) <= 1500);
+
+-- A new rating changes what the Libravatar route may serve for an address.
+DROP TRIGGER avatar_changed ON avatar.avatar;
+CREATE TRIGGER avatar_changed
+    AFTER INSERT OR DELETE OR UPDATE OF image, sha1, disabled_at, rating ON avatar.avatar
+    FOR EACH ROW EXECUTE FUNCTION avatar.avatar_notify_change();
+
+-- avatar_info returns two more columns, so it is made anew; the roles
+-- that could run it keep that right.
+DO $do$
+DECLARE
+    grantee text;
+BEGIN
+    CREATE TEMPORARY TABLE avatar_info_grantees ON COMMIT DROP AS
+        SELECT CASE WHEN acl.grantee = 0 THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(acl.grantee)) END AS role
+          FROM pg_catalog.pg_proc p, LATERAL pg_catalog.aclexplode(p.proacl) acl
+         WHERE p.oid = 'avatar.avatar_info(uuid)'::pg_catalog.regprocedure
+           AND acl.privilege_type = 'EXECUTE' AND acl.grantee <> p.proowner;
+    DROP FUNCTION avatar.avatar_info(uuid);
+END
+$do$;
+
+CREATE FUNCTION avatar.avatar_info(
+        id uuid,
+        OUT resource text, OUT sha1 text, OUT bytes integer,
+        OUT width integer, OUT height integer, OUT mime_type text,
+        OUT created_at timestamptz, OUT updated_at timestamptz,
+        OUT cached_sizes integer, OUT rating text, OUT description text)
+    RETURNS SETOF record
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER ROWS 1
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT a.resource, a.sha1, a.bytes, a.width, a.width, 'image/jpeg',
+               a.created_at, a.updated_at,
+               (SELECT count(DISTINCT c.size)::integer FROM avatar.avatar_cache c
+                 WHERE c.avatar_id = a.id AND c.sha1 = a.sha1),
+               a.rating, a.description
+          FROM avatar.avatar a
+         WHERE a.id = $1
+    $$;
+
+COMMENT ON FUNCTION avatar.avatar_info(uuid) IS
+    'Metadata of an avatar: owner, SHA-1, size, type, timestamps, cached sizes, rating and alt text.';
+
+REVOKE ALL ON FUNCTION avatar.avatar_info(uuid) FROM PUBLIC;
+
+DO $do$
+DECLARE
+    role text;
+BEGIN
+    FOR role IN SELECT g.role FROM avatar_info_grantees g LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION avatar.avatar_info(uuid) TO %s', role);
+    END LOOP;
+    DROP TABLE avatar_info_grantees;
+END
+$do$;
+
+-- Ratings and alt text. Both change the avatar row only; its id and image
+-- stay. False when the resource has no avatar.
+CREATE FUNCTION avatar.avatar_set_rating(resource text, rating text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        changed boolean;
+    BEGIN
+        IF NOT $2 = ANY (ARRAY['g', 'pg', 'r', 'x']) THEN
+            RAISE EXCEPTION 'pg_avatar: % is not a rating', quote_literal($2)
+                USING ERRCODE = '22023', HINT = 'Use ''g'', ''pg'', ''r'' or ''x''.';
+        END IF;
+        WITH rated AS (UPDATE avatar.avatar a SET rating = $2 WHERE a.resource = $1 RETURNING 1)
+        SELECT EXISTS (SELECT FROM rated) INTO changed;
+        RETURN changed;
+    END
+    $$;
+
+COMMENT ON FUNCTION avatar.avatar_set_rating(text, text) IS
+    'Rates a resource''s avatar g, pg, r or x, for the Libravatar route''s r=; true if it has one.';
+
+-- Not STRICT: a NULL description clears it.
+CREATE FUNCTION avatar.avatar_set_description(resource text, description text) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        changed boolean;
+    BEGIN
+        IF $1 IS NULL THEN
+            RAISE EXCEPTION 'pg_avatar: resource must not be NULL'
+                USING ERRCODE = '22004', HINT = 'Name the owner as table and key, for example ''users,42''.';
+        END IF;
+        IF char_length($2) > 1500 THEN
+            RAISE EXCEPTION 'pg_avatar: the description is % characters long, over the limit of 1500',
+                char_length($2)
+                USING ERRCODE = '22023', HINT = 'Describe the picture in at most 1500 characters.';
+        END IF;
+        WITH described AS (UPDATE avatar.avatar a SET description = $2
+                            WHERE a.resource = $1 RETURNING 1)
+        SELECT EXISTS (SELECT FROM described) INTO changed;
+        RETURN changed;
+    END
+    $$;
+
+COMMENT ON FUNCTION avatar.avatar_set_description(text, text) IS
+    'Sets (NULL: clears) the alt text of a resource''s avatar; true if it has one.';
+
+CREATE FUNCTION avatar.avatar_description(id uuid) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT a.description FROM avatar.avatar a WHERE a.id = $1 AND avatar.avatar_is_served(a) $$;
+
+COMMENT ON FUNCTION avatar.avatar_description(uuid) IS
+    'The alt text of a served avatar, or NULL.';
+
+-- The same for a request that accepts ratings up to `max_rating`
+-- (Libravatar's r=): an avatar rated above it is answered as none, so the
+-- request's default applies.
+CREATE FUNCTION avatar.avatar_by_digest(digest text, max_rating text) RETURNS uuid
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        ratings CONSTANT text[] := ARRAY['g', 'pg', 'r', 'x'];
+        ceiling integer := array_position(ratings, $2);
+        found uuid;
+    BEGIN
+        IF ceiling IS NULL THEN
+            RAISE EXCEPTION 'pg_avatar: % is not a rating', quote_literal($2)
+                USING ERRCODE = '22023', HINT = 'Use ''g'', ''pg'', ''r'' or ''x''.';
+        END IF;
+        found := avatar.avatar_by_digest($1);
+        RETURN (SELECT a.id FROM avatar.avatar a
+                 WHERE a.id = found AND array_position(ratings, a.rating) <= ceiling);
+    END
+    $$;
+
+-- Functions in Rust, as a fresh install generates them.
+CREATE  FUNCTION avatar."avatar_set"(
+	"resource" TEXT, /* Option < & str > */
+	"image" bytea, /* Option < & [u8] > */
+	"crop_x" INT, /* Option < i32 > */
+	"crop_y" INT, /* Option < i32 > */
+	"crop_size" INT /* Option < i32 > */
+) RETURNS uuid /* pgrx :: Uuid */
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'avatar_set_cropped_wrapper';
+
+CREATE  FUNCTION avatar."avatar_default_exact"(
+	"kind" TEXT, /* & str */
+	"seed" TEXT, /* & str */
+	"size" INT /* i32 */
+) RETURNS bytea /* Vec < u8 > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'avatar_default_exact_wrapper';
+
+CREATE  FUNCTION avatar."avatar_rendition_exact"(
+	"id" uuid, /* pgrx :: Uuid */
+	"size" INT, /* i32 */
+	"format" TEXT /* & str */
+) RETURNS TABLE (
+	"sha1" TEXT,  /* String */
+	"image" bytea  /* Vec < u8 > */
+)
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'avatar_rendition_exact_wrapper';
+
+REVOKE ALL ON FUNCTION
+    avatar.avatar_set(text, bytea, integer, integer, integer),
+    avatar.avatar_set_rating(text, text),
+    avatar.avatar_set_description(text, text),
+    avatar.avatar_description(uuid),
+    avatar.avatar_by_digest(text, text),
+    avatar.avatar_rendition_exact(uuid, integer, text)
+FROM PUBLIC;

@@ -19,7 +19,13 @@ CREATE TABLE avatar.avatar (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     -- Set by avatar_disable: the image is kept but not served.
-    disabled_at timestamptz
+    disabled_at timestamptz,
+    -- Gravatar's content rating, mildest first (avatar_set_rating); the
+    -- Libravatar route serves an avatar only to requests that accept it.
+    -- It belongs to the resource's avatar and survives a new image.
+    rating      text NOT NULL DEFAULT 'g' CHECK (rating IN ('g', 'pg', 'r', 'x')),
+    -- Alt text (avatar_set_description), as long as Mastodon allows.
+    description text CHECK (char_length(description) <= 1500)
 );
 
 -- Memoized renditions, one per size and format of each master. `sha1`

@@ -3,7 +3,8 @@
 
 use avatar_contract::placeholder;
 use avatar_contract::resource::{self, FALLBACK_PREFIX};
-use avatar_pipeline::{quantise, Format, Limits, Placeholder, Rendition};
+use avatar_contract::Crop;
+use avatar_pipeline::{quantise, Format, Limits, Placeholder, Rendition, MAX_SIZE};
 use pgrx::prelude::*;
 
 use crate::commit_check;
@@ -19,13 +20,42 @@ const PLACEHOLDER_QUALITY: u8 = 92;
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn avatar_set(resource: Option<&str>, image: Option<&[u8]>) -> pgrx::Uuid {
-    const F: &str = "avatar_set";
-    let resource = required(resource, "resource", F);
-    let image = required(image, "image", F);
-    check_resource(resource, F);
+    set(resource, image, None)
+}
+
+/// The same of the square the user chose: `crop_size` pixels from
+/// (`crop_x`, `crop_y`) of the upright image, that is, after its EXIF
+/// orientation. All three NULL is the centre square. A square not inside
+/// the image is 22023, with the image's upright size in the hint. Called
+/// with named arguments: `avatar_set(r, image, crop_x => 10, ...)`.
+#[pg_extern(name = "avatar_set", volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn avatar_set_cropped(
+    resource: Option<&str>,
+    image: Option<&[u8]>,
+    crop_x: Option<i32>,
+    crop_y: Option<i32>,
+    crop_size: Option<i32>,
+) -> pgrx::Uuid {
+    let crop = Crop::from_sql(crop_x, crop_y, crop_size).unwrap_or_else(|refused| {
+        invalid(
+            refused,
+            "Give crop_x, crop_y and crop_size in pixels of the upright image, or none of them for the centre square.",
+            SET,
+        )
+    });
+    set(resource, image, crop)
+}
+
+const SET: &str = "avatar_set";
+
+fn set(resource: Option<&str>, image: Option<&[u8]>, crop: Option<Crop>) -> pgrx::Uuid {
+    let resource = required(resource, "resource", SET);
+    let image = required(image, "image", SET);
+    check_resource(resource, SET);
     let avatar = guc::pipeline()
-        .normalise(image, guc::max_size())
-        .unwrap_or_else(|e| raise(e, F));
+        .normalise_cropped(image, guc::max_size(), crop)
+        .unwrap_or_else(|e| raise(e, SET));
     store::save(resource, &avatar)
 }
 
@@ -97,15 +127,38 @@ fn avatar_set_fallback(sha256: &str, image: &[u8]) -> Option<pgrx::Uuid> {
 fn avatar_default(kind: &str, seed: &str, size: i32) -> Vec<u8> {
     const F: &str = "avatar_default";
     let side = quantise(i64::from(size)).unwrap_or_else(|e| raise(e, F));
+    generate(kind, seed, side, F)
+}
+
+/// The same at exactly `size` pixels, unquantised, as the Libravatar
+/// protocol promises its clients. Nothing is stored either way.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn avatar_default_exact(kind: &str, seed: &str, size: i32) -> Vec<u8> {
+    const F: &str = "avatar_default_exact";
+    generate(kind, seed, exact_side(size, F), F)
+}
+
+fn generate(kind: &str, seed: &str, side: u32, function: &'static str) -> Vec<u8> {
     let Some(placeholder) = Placeholder::parse(kind) else {
         invalid(
             format!("{kind:?} is not a kind of default avatar"),
             &format!("Use {}.", placeholder::names()),
-            F,
+            function,
         );
     };
     avatar_pipeline::placeholder::render(placeholder, seed, side, PLACEHOLDER_QUALITY)
-        .unwrap_or_else(|e| raise(e, F))
+        .unwrap_or_else(|e| raise(e, function))
+}
+
+/// A size from 1 to the maximum, as given.
+fn exact_side(size: i32, function: &'static str) -> u32 {
+    match u32::try_from(size) {
+        Ok(side) if (1..=MAX_SIZE).contains(&side) => side,
+        _ => raise(
+            avatar_pipeline::Error::SizeOutOfRange(i64::from(size)),
+            function,
+        ),
+    }
 }
 
 /// The avatar `id` as a JPEG of exactly `avatar_size(size)` pixels square,
@@ -143,6 +196,26 @@ fn avatar_rendition(
     format: &str,
 ) -> TableIterator<'static, (name!(sha1, String), name!(image, Vec<u8>))> {
     let found = get(id, size, parse_format(format));
+    TableIterator::new(found.map(|r| (r.sha1, r.image)))
+}
+
+/// The same at exactly `size` pixels square, for the Libravatar route:
+/// resized from the rendition of `avatar_size(size)`, which is memoized as
+/// usual, while the exact size itself is made on each call and never
+/// stored, so an avatar still has at most the quantised set of rows. It
+/// costs one decode of at most that rendition.
+#[pg_extern(volatile, strict, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn avatar_rendition_exact(
+    id: pgrx::Uuid,
+    size: i32,
+    format: &str,
+) -> TableIterator<'static, (name!(sha1, String), name!(image, Vec<u8>))> {
+    const F: &str = "avatar_rendition_exact";
+    let side = exact_side(size, F);
+    let found = guc::pipeline()
+        .rendition_exact(&mut Tables { id }, side, parse_format(format))
+        .unwrap_or_else(|e| raise(e, F));
     TableIterator::new(found.map(|r| (r.sha1, r.image)))
 }
 

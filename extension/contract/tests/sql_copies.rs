@@ -153,3 +153,61 @@ fn mime_types_are_the_contracts() {
         );
     }
 }
+
+/// Every list of ratings SQL writes (the CHECK, the arguments it accepts,
+/// the order `r=` compares in, the hints) is the contract's, in its order.
+#[test]
+fn ratings_are_the_contracts_in_its_order() {
+    use avatar_contract::Rating;
+    let quoted: Vec<String> = Rating::ALL
+        .iter()
+        .map(|r| format!("'{}'", r.name()))
+        .collect();
+    let check = format!("CHECK (rating IN ({}))", quoted.join(", "));
+    let array = format!("ARRAY[{}]", quoted.join(", "));
+    let hint = format!("HINT = 'Use {}.'", Rating::sql_list().replace('\'', "''"));
+    for (file, text) in current() {
+        let mentions = text.matches("rating").count();
+        if mentions == 0 {
+            continue;
+        }
+        if text.contains("rating IN (") {
+            assert!(text.contains(&check), "{file} has {check}");
+        }
+        // Any other spelling of the list would be a second definition.
+        assert_eq!(
+            text.matches("'pg'").count(),
+            text.matches(&check).count()
+                + text.matches(&array).count()
+                + text.matches(&hint).count(),
+            "{file}: every list of ratings is the contract's ({array}, {check} or {hint})"
+        );
+    }
+    let functions = sql("functions.sql");
+    assert_eq!(
+        functions.matches(&array).count(),
+        2,
+        "avatar_set_rating and avatar_by_digest"
+    );
+    assert_eq!(functions.matches(&hint).count(), 2);
+}
+
+#[test]
+fn the_description_limit_is_the_contracts() {
+    use avatar_contract::limits::MAX_DESCRIPTION_CHARS;
+    let check = format!("CHECK (char_length(description) <= {MAX_DESCRIPTION_CHARS})");
+    assert!(sql("schema.sql").contains(&check), "schema.sql has {check}");
+    let functions = sql("functions.sql");
+    for copy in [
+        format!("char_length($2) > {MAX_DESCRIPTION_CHARS}"),
+        format!("over the limit of {MAX_DESCRIPTION_CHARS}"),
+        format!("at most {MAX_DESCRIPTION_CHARS} characters"),
+    ] {
+        assert!(functions.contains(&copy), "functions.sql has {copy}");
+    }
+    assert_eq!(
+        functions.matches("1500").count(),
+        3,
+        "no other spelling of the limit"
+    );
+}

@@ -31,7 +31,7 @@ fn render_full_decode(master: &[u8], side: u32) -> Vec<u8> {
     )
     .unwrap();
     let crop = centre_square(d.width, d.height, d.orientation);
-    let rgb = scale::crop_resize(&d.rgb, d.width, d.height, crop, side).unwrap();
+    let rgb = scale::crop_resize(&d.rgb, d.width, d.height, crop.into(), side).unwrap();
     encode::jpeg(&rgb, side, 85).unwrap()
 }
 
@@ -58,7 +58,7 @@ fn stages(c: &mut Criterion) {
                     black_box(&master),
                     &limits,
                     &|| {},
-                    Some(target),
+                    Some(decode::Shrink::to(target)),
                     decode::Scrutiny::Stored,
                 )
             })
@@ -67,9 +67,9 @@ fn stages(c: &mut Criterion) {
     let full = decode::decode(&master, &limits, &|| {}, None, decode::Scrutiny::Stored).unwrap();
     let crop = centre_square(full.width, full.height, full.orientation);
     g.bench_function("resize 2048 to 64", |b| {
-        b.iter(|| scale::crop_resize(&full.rgb, 2048, 2048, crop, 64))
+        b.iter(|| scale::crop_resize(&full.rgb, 2048, 2048, crop.into(), 64))
     });
-    let rgb512 = scale::crop_resize(&full.rgb, 2048, 2048, crop, 512).unwrap();
+    let rgb512 = scale::crop_resize(&full.rgb, 2048, 2048, crop.into(), 512).unwrap();
     g.bench_function("encode 512", |b| {
         b.iter(|| encode::jpeg(black_box(&rgb512), 512, 85))
     });

@@ -28,6 +28,21 @@ pub struct Decoded {
     pub width: u32,
     pub height: u32,
     pub orientation: Orientation,
+    /// The stored image's own width and height: more than `width` and
+    /// `height` when a JPEG was shrunk on load.
+    pub full: (u32, u32),
+}
+
+impl Decoded {
+    fn new(rgb: Vec<u8>, width: u32, height: u32, orientation: Orientation) -> Decoded {
+        Decoded {
+            rgb,
+            width,
+            height,
+            orientation,
+            full: (width, height),
+        }
+    }
 }
 
 /// The contract's name for a format the decoders read.
@@ -42,14 +57,30 @@ fn accepted(format: ImageFormat) -> Option<Upload> {
     })
 }
 
+/// What a decode is for, so that a JPEG can be shrunk on load as far as
+/// that allows: an output of `side` pixels cut from a square of `square`
+/// stored pixels (the centre square, the shorter side, when `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shrink {
+    pub side: u32,
+    pub square: Option<u32>,
+}
+
+impl Shrink {
+    /// For `side` pixels of the centre square.
+    pub fn to(side: u32) -> Shrink {
+        Shrink { side, square: None }
+    }
+}
+
 /// Decodes `input`, an upload or a file pg_avatar stored itself, as
-/// `scrutiny` says. With `shrink_to`, a JPEG whose centre square is at
-/// least 8x that side is decoded at a reduced scale (see [`shrink_factor`]).
+/// `scrutiny` says. With `shrink`, a JPEG whose square is at least 8x its
+/// side is decoded at a reduced scale (see [`shrink_factor`]).
 pub fn decode(
     input: &[u8],
     limits: &Limits,
     checkpoint: &dyn Fn(),
-    shrink_to: Option<u32>,
+    shrink: Option<Shrink>,
     scrutiny: Scrutiny,
 ) -> Result<Decoded, Error> {
     if input.is_empty() {
@@ -72,7 +103,7 @@ pub fn decode(
     let whole = complete::check(format, input, limits.max_input_pixels, scrutiny, checkpoint)?;
     match (upload, whole) {
         (_, complete::Whole::Jpeg(walked)) => {
-            decode_jpeg(input, &walked, limits, checkpoint, shrink_to)
+            decode_jpeg(input, &walked, limits, checkpoint, shrink)
         }
         (Upload::Png, _) => decode_png(input, limits, checkpoint),
         (Upload::Gif, _) => gif::decode(input, limits, checkpoint),
@@ -180,12 +211,7 @@ fn decode_png(input: &[u8], limits: &Limits, checkpoint: &dyn Fn()) -> Result<De
     // To IEND, with every CRC: a file cut after its last row is still cut.
     reader.finish().map_err(png_error)?;
     checkpoint();
-    Ok(Decoded {
-        rgb,
-        width,
-        height,
-        orientation,
-    })
+    Ok(Decoded::new(rgb, width, height, orientation))
 }
 
 fn png_error(e: png::DecodingError) -> Error {
@@ -203,7 +229,7 @@ fn decode_jpeg(
     walked: &complete::Walked,
     limits: &Limits,
     checkpoint: &dyn Fn(),
-    shrink_to: Option<u32>,
+    shrink: Option<Shrink>,
 ) -> Result<Decoded, Error> {
     use zune_core::bytestream::ZCursor;
     use zune_core::colorspace::ColorSpace;
@@ -273,14 +299,14 @@ fn decode_jpeg(
             bytes: peak,
         });
     }
-    let mut factor = shrink_to.map_or(1, |side| shrink_factor(width.min(height), side));
+    // The square the output is cut from, which no crop makes larger than
+    // the shorter side.
+    let square = |shrink: Shrink| shrink.square.unwrap_or(u32::MAX).min(width.min(height));
+    let mut factor = shrink.map_or(1, |s| shrink_factor(square(s), s.side));
     // When the result is to be shrunk anyway, a half-size decode of a
     // progressive file's coefficients halves the output at no loss the
     // master can show.
-    if frame.progressive
-        && factor == 1
-        && shrink_to.is_some_and(|side| width.min(height) / 2 >= side)
-    {
+    if frame.progressive && factor == 1 && shrink.is_some_and(|s| square(s) / 2 >= s.side) {
         factor = 2;
     }
     // zune-jpeg misreads a sequential file in scans of some components
@@ -300,7 +326,10 @@ fn decode_jpeg(
         )? {
             Some(decoded) => {
                 checkpoint();
-                return Ok(decoded);
+                return Ok(Decoded {
+                    full: (width, height),
+                    ..decoded
+                });
             }
             None if misread => {
                 return Err(Error::UnsupportedFeature(
@@ -314,12 +343,7 @@ fn decode_jpeg(
     foresee(coefficients)?;
     decoder.decode_into(&mut rgb).map_err(jpeg_error)?;
     checkpoint();
-    Ok(Decoded {
-        rgb,
-        width,
-        height,
-        orientation,
-    })
+    Ok(Decoded::new(rgb, width, height, orientation))
 }
 
 fn jpeg_error(e: zune_jpeg::errors::DecodeErrors) -> Error {
@@ -380,12 +404,7 @@ fn decode_8bit(
             rgb
         }
     };
-    Ok(Decoded {
-        rgb,
-        width,
-        height,
-        orientation,
-    })
+    Ok(Decoded::new(rgb, width, height, orientation))
 }
 
 /// The most any decoder may allocate for one input.
@@ -511,12 +530,7 @@ fn decode_jpeg_scaled(
             "JPEG decoded to the wrong number of pixels".into(),
         ));
     }
-    Ok(Some(Decoded {
-        rgb,
-        width,
-        height,
-        orientation,
-    }))
+    Ok(Some(Decoded::new(rgb, width, height, orientation)))
 }
 
 #[cfg(test)]

@@ -44,6 +44,8 @@ pub enum Error {
         bytes: u64,
     },
     SizeOutOfRange(i64),
+    /// The user's crop does not lie inside the upright image.
+    Crop(avatar_contract::crop::CropOutside),
     /// The system would not give the pipeline a buffer of this many bytes.
     OutOfMemory {
         bytes: usize,
@@ -61,7 +63,8 @@ impl Error {
             | Error::UnsupportedFormat(_)
             | Error::UnsupportedFeature(_)
             | Error::ZeroDimension { .. }
-            | Error::SizeOutOfRange(_) => Class::InvalidParameter,
+            | Error::SizeOutOfRange(_)
+            | Error::Crop(_) => Class::InvalidParameter,
             Error::Corrupt(_) => Class::InvalidBinary,
             Error::TooManyBytes { .. }
             | Error::TooManyPixels { .. }
@@ -101,6 +104,7 @@ impl Error {
                 "Ask for a size from 1 to {}; avatar_size(n) tells which size you will get.",
                 crate::size::MAX_SIZE
             )),
+            Error::Crop(outside) => Some(outside.hint()),
             Error::OutOfMemory { .. } => Some(
                 "Try again later, or lower pg_avatar.max_input_pixels so that uploads need less."
                     .into(),
@@ -151,6 +155,7 @@ impl fmt::Display for Error {
             Error::SizeOutOfRange(size) => {
                 write!(f, "{}", avatar_contract::size::SizeOutOfRange(*size))
             }
+            Error::Crop(outside) => write!(f, "{outside}"),
             Error::OutOfMemory { bytes } => write!(
                 f,
                 "out of memory: the image needs a buffer of {} MB",

@@ -42,15 +42,39 @@ fn stored_position(o: Orientation, width: u32, height: u32, x: u32, y: u32) -> (
     }
 }
 
-/// The centre square of the upright image, in stored coordinates.
-pub fn centre_square(width: u32, height: u32, orientation: Orientation) -> Square {
-    let side = width.min(height);
-    let (upright_w, upright_h) = if transposes(orientation) {
+/// The width and height a stored `width` x `height` image has upright.
+pub fn upright_size(width: u32, height: u32, orientation: Orientation) -> (u32, u32) {
+    if transposes(orientation) {
         (height, width)
     } else {
         (width, height)
-    };
-    let (x0, y0) = ((upright_w - side) / 2, (upright_h - side) / 2);
+    }
+}
+
+/// The centre square of the upright image, in stored coordinates.
+pub fn centre_square(width: u32, height: u32, orientation: Orientation) -> Square {
+    let side = width.min(height);
+    let (upright_w, upright_h) = upright_size(width, height, orientation);
+    upright_square(
+        width,
+        height,
+        orientation,
+        (upright_w - side) / 2,
+        (upright_h - side) / 2,
+        side,
+    )
+}
+
+/// The square of `side` at `(x0, y0)` of the upright image, which must lie
+/// inside it, in stored coordinates.
+pub fn upright_square(
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    x0: u32,
+    y0: u32,
+    side: u32,
+) -> Square {
     let (x1, y1) = (x0 + side - 1, y0 + side - 1);
     let (ax, ay) = stored_position(orientation, width, height, x0, y0);
     let (bx, by) = stored_position(orientation, width, height, x1, y1);
@@ -96,6 +120,37 @@ mod tests {
                         (sx, sy),
                         "{o:?} {w}x{h} at {x},{y}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn any_upright_square_maps_to_the_stored_pixels_it_shows() {
+        for o in ALL {
+            for (w, h) in [(9, 4), (4, 9), (6, 6)] {
+                let stored = coordinate_image(w, h);
+                let mut upright = stored.clone();
+                upright.apply_orientation(o);
+                let (uw, uh) = upright.dimensions();
+                assert_eq!(upright_size(w, h, o), (uw, uh));
+                for side in 1..=uw.min(uh) {
+                    for (x, y) in [
+                        (0, 0),
+                        (uw - side, 0),
+                        (0, uh - side),
+                        (uw - side, uh - side),
+                    ] {
+                        let sq = upright_square(w, h, o, x, y, side);
+                        let mut cropped = stored.crop_imm(sq.left, sq.top, sq.side, sq.side);
+                        cropped.apply_orientation(o);
+                        let expect = upright.crop_imm(x, y, side, side);
+                        assert_eq!(
+                            cropped.to_rgb8(),
+                            expect.to_rgb8(),
+                            "{o:?} {w}x{h} {x},{y}+{side}"
+                        );
+                    }
                 }
             }
         }

@@ -19,7 +19,7 @@ pub mod samples;
 pub mod scale;
 mod size;
 
-pub use avatar_contract::Class;
+pub use avatar_contract::{Class, Crop};
 pub use encode::Format;
 pub use error::Error;
 pub use placeholder::Placeholder;
@@ -98,8 +98,9 @@ pub struct Pixels {
 /// How large the output square is, given the upright input's shorter side.
 #[derive(Debug, Clone, Copy)]
 enum Fit {
-    /// Shrink to at most this side, never enlarge: the master of an upload.
-    AtMost(u32),
+    /// Shrink to at most this side, never enlarge: the master of an upload,
+    /// of the user's crop or else the centre square.
+    AtMost(u32, Option<Crop>),
     /// Exactly this side, enlarging if need be, from a stored master:
     /// clients rely on the dimensions.
     Exactly(u32),
@@ -127,7 +128,18 @@ impl Pipeline<'_> {
     /// The master for an upload: upright, flattened onto white, centre
     /// square, at most `max_side` pixels, JPEG.
     pub fn normalise(&self, upload: &[u8], max_side: u32) -> Result<Avatar, Error> {
-        self.square(upload, Fit::AtMost(max_side.clamp(1, MAX_SIZE)))
+        self.normalise_cropped(upload, max_side, None)
+    }
+
+    /// The same of the square the user chose, in pixels of the upright
+    /// image; [`Error::Crop`], with the upright size, if it is not inside.
+    pub fn normalise_cropped(
+        &self,
+        upload: &[u8],
+        max_side: u32,
+        crop: Option<Crop>,
+    ) -> Result<Avatar, Error> {
+        self.square(upload, Fit::AtMost(max_side.clamp(1, MAX_SIZE), crop))
     }
 
     /// A rendition of a master at exactly `side` pixels (already quantised).
@@ -165,25 +177,36 @@ impl Pipeline<'_> {
     }
 
     fn square_pixels(&self, input: &[u8], fit: Fit) -> Result<Pixels, Error> {
-        let shrink_to = match fit {
-            Fit::AtMost(side) | Fit::Exactly(side) => side,
+        let (shrink, chosen) = match fit {
+            Fit::AtMost(side, crop) => (
+                decode::Shrink {
+                    side,
+                    square: crop.map(|c| c.size),
+                },
+                crop,
+            ),
+            Fit::Exactly(side) => (decode::Shrink::to(side), None),
         };
         // An upload is looked at whole; a master or mezzanine, which
         // pg_avatar wrote itself, by its container.
         let scrutiny = match fit {
-            Fit::AtMost(_) => decode::Scrutiny::Upload,
+            Fit::AtMost(..) => decode::Scrutiny::Upload,
             Fit::Exactly(_) => decode::Scrutiny::Stored,
         };
-        let decoded = decode::decode(
-            input,
-            &self.limits,
-            self.checkpoint,
-            Some(shrink_to),
-            scrutiny,
-        )?;
-        let crop = geometry::centre_square(decoded.width, decoded.height, decoded.orientation);
+        let decoded = decode::decode(input, &self.limits, self.checkpoint, Some(shrink), scrutiny)?;
+        let (crop, cropped_side) = match chosen {
+            Some(chosen) => {
+                let region = chosen_region(&decoded, chosen)?;
+                (region, chosen.size)
+            }
+            None => {
+                let centre =
+                    geometry::centre_square(decoded.width, decoded.height, decoded.orientation);
+                (centre.into(), centre.side)
+            }
+        };
         let side = match fit {
-            Fit::AtMost(max) => crop.side.min(max),
+            Fit::AtMost(max, _) => cropped_side.min(max),
             Fit::Exactly(side) => side,
         };
         let decoded_size = (decoded.width, decoded.height);
@@ -197,6 +220,31 @@ impl Pipeline<'_> {
             decoded: decoded_size,
         })
     }
+}
+
+/// Where the user's square, chosen on the upright image at its full size,
+/// lies in the decoded pixels, which may have been shrunk on load.
+fn chosen_region(decoded: &decode::Decoded, chosen: Crop) -> Result<scale::Region, Error> {
+    let (width, height) = decoded.full;
+    let (upright_w, upright_h) = geometry::upright_size(width, height, decoded.orientation);
+    let chosen = chosen.check(upright_w, upright_h).map_err(Error::Crop)?;
+    let square = geometry::upright_square(
+        width,
+        height,
+        decoded.orientation,
+        chosen.x,
+        chosen.y,
+        chosen.size,
+    );
+    let sx = f64::from(decoded.width) / f64::from(width);
+    let sy = f64::from(decoded.height) / f64::from(height);
+    Ok(scale::Region {
+        left: f64::from(square.left) * sx,
+        top: f64::from(square.top) * sy,
+        // A shrunk side is rounded up, so the two scales differ by a
+        // fraction of a pixel: the smaller keeps the square inside.
+        side: f64::from(square.side) * sx.min(sy),
+    })
 }
 
 fn upright(

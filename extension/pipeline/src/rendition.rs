@@ -73,6 +73,29 @@ impl Pipeline<'_> {
         self.make(store, &source, side, format).map(Some)
     }
 
+    /// The rendition of exactly `side` pixels, which need not be a
+    /// quantised size: made from the memoized rendition of the quantised
+    /// size in the same format (the nearest larger one kept), and not
+    /// memoized itself.
+    pub fn rendition_exact(
+        &self,
+        store: &mut impl Store,
+        side: u32,
+        format: Format,
+    ) -> Result<Option<Rendition>, Error> {
+        let kept = crate::quantise(i64::from(side))?;
+        let Some(source) = self.rendition(store, kept, format)? else {
+            return Ok(None);
+        };
+        if kept == side {
+            return Ok(Some(source));
+        }
+        Ok(Some(Rendition {
+            image: self.render_as(&source.image, side, format)?,
+            sha1: source.sha1,
+        }))
+    }
+
     /// The renditions of `side` in each of `formats`, all of one master.
     pub fn renditions(
         &self,
@@ -199,7 +222,7 @@ mod tests {
         image::load_from_memory(image)
             .unwrap()
             .to_rgb8()
-            .get_pixel(2, 2)
+            .get_pixel(0, 0)
             .0
     }
 
@@ -337,6 +360,48 @@ mod tests {
                 "{script:?}: renditions of two masters"
             );
         }
+    }
+
+    #[test]
+    fn exact_sizes_come_from_the_quantised_rendition_and_add_no_rows() {
+        let pipeline = Pipeline::default();
+        let mut store = Scripted::new(&[0]);
+        for (side, format) in [
+            (120, Format::Jpeg),
+            (72, Format::Png),
+            (1, Format::Webp),
+            (2047, Format::Jpeg),
+        ] {
+            let exact = pipeline
+                .rendition_exact(&mut store, side, format)
+                .unwrap()
+                .unwrap();
+            let image = image::load_from_memory(&exact.image).unwrap();
+            assert_eq!(
+                (image.width(), image.height()),
+                (side, side),
+                "{side} {format:?}"
+            );
+            assert_eq!(colour_close(colour(&exact.image)), [220, 30, 30]);
+        }
+        let mut kept: Vec<(u32, Format)> = store.rows.keys().copied().collect();
+        kept.sort_by_key(|&(side, format)| (side, format.name()));
+        assert_eq!(
+            kept,
+            [
+                (1, Format::Webp),
+                (80, Format::Png),
+                (128, Format::Jpeg),
+                (512, Format::Jpeg),
+                (2048, Format::Jpeg),
+            ],
+            "only quantised sizes (and the mezzanine) are memoized"
+        );
+        let quantised = pipeline.rendition(&mut store, 128, Format::Jpeg).unwrap();
+        let exact = pipeline
+            .rendition_exact(&mut store, 128, Format::Jpeg)
+            .unwrap();
+        assert_eq!(exact, quantised, "a quantised size is the rendition itself");
     }
 
     #[test]

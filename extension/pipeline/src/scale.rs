@@ -6,12 +6,31 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use crate::geometry::Square;
 use crate::Error;
 
+/// A square of an image in its pixels, where a crop chosen on the full
+/// image lands on one shrunk on load: between pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    pub left: f64,
+    pub top: f64,
+    pub side: f64,
+}
+
+impl From<Square> for Region {
+    fn from(s: Square) -> Region {
+        Region {
+            left: f64::from(s.left),
+            top: f64::from(s.top),
+            side: f64::from(s.side),
+        }
+    }
+}
+
 /// Resamples `crop` of an RGB image to `side` x `side` RGB pixels.
 pub fn crop_resize(
     rgb: &[u8],
     width: u32,
     height: u32,
-    crop: Square,
+    crop: Region,
     side: u32,
 ) -> Result<Vec<u8>, Error> {
     let internal = |e: &dyn std::fmt::Display| Error::Internal(format!("resize: {e}"));
@@ -19,16 +38,11 @@ pub fn crop_resize(
     let out = crate::decode::buffer(side as usize * side as usize * 3)?;
     // The resizer's own buffer: one pass's output, the crop resampled along
     // one axis, which it allocates infallibly.
-    crate::decode::foresee(side as usize * crop.side as usize * 3)?;
+    crate::decode::foresee(side as usize * (crop.side.ceil() as usize) * 3)?;
     let mut dst = Image::from_vec_u8(side, side, out, PixelType::U8x3).map_err(|e| internal(&e))?;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .crop(
-            f64::from(crop.left),
-            f64::from(crop.top),
-            f64::from(crop.side),
-            f64::from(crop.side),
-        );
+        .crop(crop.left, crop.top, crop.side, crop.side);
     Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| internal(&e))?;

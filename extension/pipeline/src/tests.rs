@@ -71,6 +71,139 @@ fn every_exif_orientation_comes_out_upright_and_centred() {
     }
 }
 
+fn assert_all(out: &DynamicImage, want: [u8; 3], label: &str) {
+    let out = out.to_rgb8();
+    for (x, y) in [
+        (0, 0),
+        (out.width() / 2, out.height() / 2),
+        (out.width() - 1, out.height() - 1),
+    ] {
+        assert!(
+            close(*out.get_pixel(x, y), want),
+            "{label}: at {x},{y} got {:?}, want {want:?}",
+            out.get_pixel(x, y)
+        );
+    }
+}
+
+/// The user's square is chosen on the picture as shown, upright: each
+/// quadrant of [`upright_quadrants`] by its upright coordinates, whatever
+/// the EXIF orientation turned the stored pixels to.
+#[test]
+fn a_chosen_crop_is_in_upright_pixels_for_every_exif_orientation() {
+    let upright = upright_quadrants();
+    let crop = |x, y, size| Some(crate::Crop { x, y, size });
+    for (exif, orientation) in (1u16..=8).map(|v| (v, Orientation::from_exif(v as u8).unwrap())) {
+        let stored = samples::stored_for(&upright, orientation);
+        let upload = samples::jpeg_with_exif_orientation(&stored, exif);
+        for (x, y, want) in [(8, 0, RED), (24, 0, GREEN), (8, 16, BLUE), (24, 16, YELLOW)] {
+            let avatar = Pipeline::default()
+                .normalise_cropped(&upload, 2048, crop(x + 2, y + 2, 12))
+                .unwrap();
+            assert_eq!(avatar.side, 12, "orientation {exif}: the crop's own side");
+            assert_all(
+                &decode(&avatar.jpeg),
+                want,
+                &format!("orientation {exif} at {x},{y}"),
+            );
+        }
+        let whole = Pipeline::default()
+            .normalise_cropped(&upload, 2048, crop(8, 0, 32))
+            .unwrap();
+        assert_quadrants(
+            &decode(&whole.jpeg),
+            &format!("orientation {exif}, the centre chosen"),
+        );
+        let small = Pipeline::default()
+            .normalise_cropped(&upload, 6, crop(24, 16, 16))
+            .unwrap();
+        assert_eq!(small.side, 6, "orientation {exif}: at most the maximum");
+        assert_all(
+            &decode(&small.jpeg),
+            YELLOW,
+            &format!("orientation {exif}, shrunk"),
+        );
+    }
+}
+
+#[test]
+fn a_crop_outside_the_upright_image_is_refused_with_its_size() {
+    // Stored 32 wide and 48 high, shown 48 wide and 32 high.
+    let stored = samples::stored_for(&upright_quadrants(), Orientation::Rotate90);
+    let upload = samples::jpeg_with_exif_orientation(&stored, 6);
+    for (x, y, size) in [
+        (0, 0, 0),
+        (0, 0, 33),
+        (17, 0, 32),
+        (0, 1, 32),
+        (48, 0, 1),
+        (0, 32, 1),
+        (u32::MAX, 0, 2),
+    ] {
+        let chosen = crate::Crop { x, y, size };
+        let refused = Pipeline::default()
+            .normalise_cropped(&upload, 2048, Some(chosen))
+            .unwrap_err();
+        assert_eq!(refused.class(), Class::InvalidParameter, "{chosen:?}");
+        assert!(
+            refused.hint().is_some_and(|h| h.contains("48x32")),
+            "{chosen:?}: the hint gives the upright size: {:?}",
+            refused.hint()
+        );
+    }
+    let edge = crate::Crop {
+        x: 16,
+        y: 0,
+        size: 32,
+    };
+    assert!(Pipeline::default()
+        .normalise_cropped(&upload, 2048, Some(edge))
+        .is_ok());
+}
+
+/// A crop of a large photo still takes the cheap scaled decode, as far as
+/// the crop (not the whole picture) allows, and lands on the right pixels.
+#[test]
+fn a_chosen_crop_of_a_large_jpeg_shrinks_on_load_by_its_own_side() {
+    let upright = image::imageops::resize(
+        &upright_quadrants(),
+        4800,
+        3200,
+        image::imageops::FilterType::Nearest,
+    );
+    let stored = samples::stored_for(&upright, Orientation::Rotate270);
+    let upload = samples::jpeg_with_exif_orientation(&stored, 8);
+    // Green is upright x 2400..4000, y 0..1600.
+    let green = crate::Crop {
+        x: 2600,
+        y: 100,
+        size: 1200,
+    };
+    let avatar = Pipeline::default()
+        .normalise_cropped(&upload, 64, Some(green))
+        .unwrap();
+    assert_eq!(
+        avatar.decoded,
+        (400, 600),
+        "1200 px is 8x of twice 64: 1/8 scale"
+    );
+    assert_all(&decode(&avatar.jpeg), GREEN, "shrunk 1/8");
+    let small = crate::Crop {
+        x: 3000,
+        y: 2000,
+        size: 300,
+    };
+    let avatar = Pipeline::default()
+        .normalise_cropped(&upload, 64, Some(small))
+        .unwrap();
+    assert_eq!(
+        avatar.decoded,
+        (3200, 4800),
+        "300 px cannot lose a factor of 4"
+    );
+    assert_all(&decode(&avatar.jpeg), YELLOW, "a small crop, decoded whole");
+}
+
 #[test]
 fn crop_and_orientation_also_hold_when_enlarged_on_render() {
     let stored = samples::stored_for(&upright_quadrants(), Orientation::Rotate90);

@@ -5,18 +5,29 @@ use std::process::Command;
 
 use pg_avatar_tests::*;
 
-type Rows = Vec<(Uuid, String, Vec<u8>, i32, String)>;
+type Rows = Vec<(Uuid, String, Vec<u8>, i32, String, String, Option<String>)>;
 type CacheRows = Vec<(Uuid, i32, String, String, Vec<u8>)>;
 
 fn snapshot(c: &mut Client) -> (Rows, CacheRows) {
     let avatars = c
         .query(
-            "SELECT id, resource, image, width, sha1 FROM avatar.avatar ORDER BY id",
+            "SELECT id, resource, image, width, sha1, rating, description
+               FROM avatar.avatar ORDER BY id",
             &[],
         )
         .unwrap()
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            )
+        })
         .collect();
     let cache = c
         .query(
@@ -38,6 +49,11 @@ fn populated() -> (TestDb, Uuid) {
     c.execute(
         "SELECT avatar.avatar_set_email('users,1', 'ada@example.org')",
         &[],
+    )
+    .unwrap();
+    c.batch_execute(
+        "SELECT avatar.avatar_set_rating('users,1', 'pg');
+         SELECT avatar.avatar_set_description('users,1', 'Ada, in a hat');",
     )
     .unwrap();
     for size in [32, 64, 128] {
@@ -85,6 +101,15 @@ fn assert_same(source: &TestDb, restored: &TestDb, id: Uuid) {
     let mut c = restored.connect();
     let after = snapshot(&mut c);
     assert_eq!(before.0.len(), 2);
+    assert_eq!(
+        (before.0[0].5.as_str(), before.0[1].5.as_str()),
+        if before.0[0].1 == "users,1" {
+            ("pg", "g")
+        } else {
+            ("g", "pg")
+        },
+        "ratings and alt text are dumped too"
+    );
     assert_eq!(before.1.len(), 4, "three JPEG sizes and a WebP");
     assert!(
         before == after,

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cache;
+mod crop;
 mod diesel_app;
 mod dump_restore;
 mod fallback;
@@ -14,6 +15,7 @@ mod lifecycle;
 mod memory;
 mod owner;
 mod races;
+mod ratings;
 mod resources;
 mod route_logs;
 mod search_path;

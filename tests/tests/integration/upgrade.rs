@@ -345,3 +345,42 @@ fn nothing_is_planned_against_a_schema_being_updated() {
     let id = set(&mut c, "users,1", &png(40, 40)).unwrap();
     assert!(get(&mut c, id, 32).unwrap().is_some(), "updated, it serves");
 }
+
+/// `avatar_info` gained columns, so the update makes it anew: the roles
+/// that could run it still can, PUBLIC still cannot, and an avatar set
+/// before the update is rated `g` with no alt text.
+#[test]
+fn avatar_info_keeps_its_grants_and_gains_rating_and_alt_text() {
+    let db = TestDb::without_extension("upgrade_info");
+    let mut c = db.connect();
+    c.batch_execute("CREATE EXTENSION pg_avatar VERSION '0.2.0'")
+        .unwrap();
+    let id = set(&mut c, "users,1", &png(60, 60)).unwrap();
+    let app = Role::new(&db, "info_app");
+    let nobody = Role::new(&db, "info_nobody");
+    c.batch_execute(&format!(
+        "GRANT EXECUTE ON FUNCTION avatar.avatar_info(uuid) TO {}",
+        app.name
+    ))
+    .unwrap();
+    c.batch_execute("ALTER EXTENSION pg_avatar UPDATE").unwrap();
+    let row = app
+        .connect()
+        .query_one(
+            "SELECT width, rating, description FROM avatar.avatar_info($1)",
+            &[&id],
+        )
+        .expect("the grant survives the update");
+    assert_eq!(
+        (
+            row.get::<_, i32>(0),
+            row.get::<_, String>(1),
+            row.get::<_, Option<String>>(2)
+        ),
+        (60, "g".to_string(), None)
+    );
+    let refused = nobody
+        .connect()
+        .query_one("SELECT * FROM avatar.avatar_info($1)", &[&id]);
+    assert_eq!(sqlstate(refused), "42501", "and PUBLIC still may not");
+}

@@ -61,12 +61,12 @@ pub fn decode(input: &[u8], limits: &Limits, checkpoint: &dyn Fn()) -> Result<De
             line[(left + x) * 3..(left + x) * 3 + 3].copy_from_slice(colour);
         }
     }
-    Ok(Decoded {
+    Ok(Decoded::new(
         rgb,
-        width: width as u32,
+        width as u32,
         height,
-        orientation: Orientation::NoTransforms,
-    })
+        Orientation::NoTransforms,
+    ))
 }
 
 fn gif_error(e: gif::DecodingError) -> Error {

@@ -209,12 +209,7 @@ fn decode_lossy_alpha(
         let blended = blend([pixel[0], pixel[1], pixel[2]], alpha.get(i));
         pixel.copy_from_slice(&blended);
     }
-    Ok(Decoded {
-        rgb,
-        width,
-        height,
-        orientation: orientation(still.exif),
-    })
+    Ok(Decoded::new(rgb, width, height, orientation(still.exif)))
 }
 
 /// The first frame of an animation: where it sits on the canvas, and its
@@ -301,12 +296,12 @@ impl<'a> FirstFrame<'a> {
             }
             canvas
         };
-        Ok(Decoded {
+        Ok(Decoded::new(
             rgb,
-            width: canvas_width,
-            height: canvas_height,
-            orientation: orientation(self.exif),
-        })
+            canvas_width,
+            canvas_height,
+            orientation(self.exif),
+        ))
     }
 }
 
