@@ -118,6 +118,20 @@ define_sql_function! {
 }
 
 define_sql_function! {
+    /// The same for a request that accepts ratings up to `max_rating`
+    /// (Libravatar's `r=`): NULL for an avatar rated above it.
+    #[sql_name = "avatar.avatar_by_digest"]
+    fn avatar_by_digest_rated(digest: Text, max_rating: Text) -> Nullable<Uuid>;
+}
+
+define_sql_function! {
+    /// A generated avatar of exactly `size` pixels, not rounded to a
+    /// stored size: what Libravatar clients are promised.
+    #[sql_name = "avatar.avatar_default_exact"]
+    fn avatar_default_exact(kind: Text, seed: Text, size: Integer) -> Bytea;
+}
+
+define_sql_function! {
     /// Stops serving `resource`'s avatar but keeps it; true if it was served.
     #[sql_name = "avatar.avatar_disable"]
     fn avatar_disable(resource: Text) -> diesel::sql_types::Bool;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use avatar_contract::Format;
+use avatar_contract::{Format, Rating};
 use axum::body::Bytes;
 use lru::LruCache;
 use uuid::Uuid;
@@ -58,9 +58,11 @@ struct Entries {
     /// The sizes and formats of each avatar in `lru`, so that evicting one
     /// avatar costs its own entries, not a look at everyone's.
     by_id: HashMap<Uuid, Vec<(u32, Format)>>,
-    /// By lower-case digest: the avatar it leads to, or none. Bounded in
-    /// entries, so no stream of made-up digests can grow it.
-    addresses: Option<LruCache<String, Option<Uuid>>>,
+    /// By lower-case digest: the avatar it leads to, or none, for each
+    /// rating a request may accept (the avatar's own rating decides which
+    /// see it). Bounded in entries, so no stream of made-up digests can
+    /// grow it.
+    addresses: Option<LruCache<String, ByRating>>,
     evictions: Evictions,
 }
 
@@ -190,16 +192,17 @@ impl Cache {
         }
     }
 
-    /// What an address digest (lower case) leads to, if remembered.
-    pub fn address(&self, digest: &str) -> Option<Option<Uuid>> {
+    /// What an address digest (lower case) leads to for a request that
+    /// accepts `rating`, if remembered.
+    pub fn address(&self, digest: &str, rating: Rating) -> Option<Option<Uuid>> {
         if !self.enabled() {
             return None;
         }
-        self.lock().addresses.as_mut()?.get(digest).copied()
+        self.lock().addresses.as_mut()?.get(digest)?[slot(rating)]
     }
 
-    /// Like [`Cache::put`], for an address digest.
-    pub fn put_address(&self, epoch: u64, digest: &str, id: Option<Uuid>) {
+    /// Like [`Cache::put`], for an address digest and the rating asked for.
+    pub fn put_address(&self, epoch: u64, digest: &str, rating: Rating, id: Option<Uuid>) {
         let mut entries = self.lock();
         if !self.enabled()
             || entries
@@ -209,7 +212,8 @@ impl Cache {
             return;
         }
         if let Some(addresses) = entries.addresses.as_mut() {
-            addresses.put(digest.to_string(), id);
+            addresses.get_or_insert_mut(digest.to_string(), ByRating::default)[slot(rating)] =
+                Some(id);
         }
     }
 
@@ -251,6 +255,16 @@ impl Cache {
         // elsewhere while holding the lock leaves nothing half-done.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// One answer per rating a request may accept, in [`Rating::ALL`]'s order.
+type ByRating = [Option<Option<Uuid>>; Rating::ALL.len()];
+
+fn slot(rating: Rating) -> usize {
+    Rating::ALL
+        .iter()
+        .position(|&r| r == rating)
+        .expect("every rating is in ALL")
 }
 
 fn unindex(by_id: &mut HashMap<Uuid, Vec<(u32, Format)>>, (id, size, format): Key) {
@@ -432,28 +446,56 @@ mod tests {
     fn addresses_are_bounded_evicted_by_digest_and_race_safe() {
         let cache = listening(0);
         let digest = |n: u32| format!("{n:032x}");
+        let g = Rating::G;
         for n in 0..5 {
-            cache.put_address(cache.epoch(), &digest(n), Some(id(n.into())));
+            cache.put_address(cache.epoch(), &digest(n), g, Some(id(n.into())));
         }
-        assert_eq!(cache.address(&digest(0)), None, "only the last 3 are kept");
-        assert_eq!(cache.address(&digest(4)), Some(Some(id(4))));
-        cache.put_address(cache.epoch(), &digest(9), None);
         assert_eq!(
-            cache.address(&digest(9)),
+            cache.address(&digest(0), g),
+            None,
+            "only the last 3 are kept"
+        );
+        assert_eq!(cache.address(&digest(4), g), Some(Some(id(4))));
+        cache.put_address(cache.epoch(), &digest(9), g, None);
+        assert_eq!(
+            cache.address(&digest(9), g),
             Some(None),
             "a miss is remembered"
         );
 
         let before = cache.epoch();
         cache.evict_address(&[digest(9), "x".repeat(64)]);
-        assert_eq!(cache.address(&digest(9)), None);
-        cache.put_address(before, &digest(9), Some(id(1)));
-        assert_eq!(cache.address(&digest(9)), None, "read before the eviction");
-        assert_eq!(cache.address(&digest(4)), Some(Some(id(4))), "others stay");
+        assert_eq!(cache.address(&digest(9), g), None);
+        cache.put_address(before, &digest(9), g, Some(id(1)));
+        assert_eq!(
+            cache.address(&digest(9), g),
+            None,
+            "read before the eviction"
+        );
+        assert_eq!(
+            cache.address(&digest(4), g),
+            Some(Some(id(4))),
+            "others stay"
+        );
 
         let off = Cache::new(10, 0);
         off.reset(true);
-        off.put_address(off.epoch(), &digest(1), None);
-        assert_eq!(off.address(&digest(1)), None);
+        off.put_address(off.epoch(), &digest(1), g, None);
+        assert_eq!(off.address(&digest(1), g), None);
+    }
+
+    #[test]
+    fn each_rating_asked_for_is_remembered_apart_and_evicted_together() {
+        let cache = listening(0);
+        let digest = "a".repeat(32);
+        cache.put_address(cache.epoch(), &digest, Rating::G, None);
+        cache.put_address(cache.epoch(), &digest, Rating::X, Some(id(1)));
+        assert_eq!(cache.address(&digest, Rating::G), Some(None));
+        assert_eq!(cache.address(&digest, Rating::X), Some(Some(id(1))));
+        assert_eq!(cache.address(&digest, Rating::Pg), None, "never asked");
+        cache.evict_address(&[digest.clone(), "b".repeat(64)]);
+        for rating in Rating::ALL {
+            assert_eq!(cache.address(&digest, rating), None, "{rating}");
+        }
     }
 }

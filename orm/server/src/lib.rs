@@ -204,6 +204,7 @@ async fn handle(
         .ok_or(HttpError::NotFound)?;
     let request = Request {
         size,
+        exact: false,
         format,
         version: query.get("v").cloned(),
     };
@@ -215,8 +216,12 @@ async fn handle(
 
 /// What a request asks of an avatar.
 struct Request {
-    /// As asked; rounded to a served size before it is a key or a tag.
+    /// As asked; rounded to a served size before it is a key or a tag,
+    /// unless `exact`.
     size: u32,
+    /// Exactly `size` pixels, as Libravatar clients rely on: made from the
+    /// rounded size's rendition, not stored.
+    exact: bool,
     /// Named by the URL, or `None` for the `Accept` header to decide.
     format: Option<Format>,
     /// The version the URL was made for, if any.
@@ -256,7 +261,12 @@ impl Service {
         let rendition = Rendition {
             // Every size the extension rounds to one image is one key and
             // one tag, so no spelling of a size is a second copy in any cache.
-            size: quantise(i64::from(request.size)).unwrap_or(request.size),
+            // An exact size is an image of its own, under its own key and tag.
+            size: if request.exact {
+                request.size
+            } else {
+                quantise(i64::from(request.size)).unwrap_or(request.size)
+            },
             format: request.format.unwrap_or_else(|| {
                 negotiate::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
             }),
@@ -292,10 +302,12 @@ impl Service {
 
         let epoch = backend.cache.epoch();
         let pool = backend.pool.clone();
+        let request_exact = request.exact;
         let fetched = blocking(move || {
             let wanted = Wanted {
                 id,
                 size,
+                exact: request_exact,
                 format,
                 if_none_match: if_none_match.as_deref(),
             };

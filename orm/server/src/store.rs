@@ -9,9 +9,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
 use crate::{etag, Options};
-use avatar_contract::Format;
+use avatar_contract::{Format, Rating};
 use diesel_avatar::functions::{
-    avatar_by_digest, avatar_default, avatar_drop_fallback, avatar_set_fallback, avatar_sha1,
+    avatar_by_digest_rated, avatar_default_exact, avatar_drop_fallback, avatar_set_fallback,
+    avatar_sha1,
 };
 
 pub type Pool = R2d2Pool<ConnectionManager<PgConnection>>;
@@ -58,6 +59,8 @@ fn retried<T>(
 pub struct Wanted<'a> {
     pub id: Uuid,
     pub size: u32,
+    /// `size` as it is, not rounded to a stored size.
+    pub exact: bool,
     pub format: Format,
     pub if_none_match: Option<&'a str>,
 }
@@ -71,6 +74,7 @@ fn fetch_once(conn: &mut PgConnection, wanted: &Wanted<'_>) -> Result<Fetched, F
     let Wanted {
         id,
         size,
+        exact,
         format,
         if_none_match,
     } = *wanted;
@@ -90,14 +94,18 @@ fn fetch_once(conn: &mut PgConnection, wanted: &Wanted<'_>) -> Result<Fetched, F
     }
     // The bytes and the digest of the master they were made from, from one
     // call: read apart, a new image set in between would pair them wrongly.
-    let rendition: Option<RenditionRow> =
-        diesel::sql_query("SELECT sha1, image FROM avatar.avatar_rendition($1, $2, $3)")
-            .bind::<diesel::sql_types::Uuid, _>(id)
-            .bind::<diesel::sql_types::Integer, _>(size_sql)
-            .bind::<diesel::sql_types::Text, _>(format.name())
-            .get_result(conn)
-            .optional()
-            .map_err(classify)?;
+    let query = if exact {
+        "SELECT sha1, image FROM avatar.avatar_rendition_exact($1, $2, $3)"
+    } else {
+        "SELECT sha1, image FROM avatar.avatar_rendition($1, $2, $3)"
+    };
+    let rendition: Option<RenditionRow> = diesel::sql_query(query)
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Integer, _>(size_sql)
+        .bind::<diesel::sql_types::Text, _>(format.name())
+        .get_result(conn)
+        .optional()
+        .map_err(classify)?;
     Ok(match rendition {
         Some(RenditionRow { sha1, image }) => Fetched::Image { sha1, bytes: image },
         None => Fetched::Missing,
@@ -113,9 +121,10 @@ struct RenditionRow {
 }
 
 /// The avatar an address digest points to.
-pub fn by_digest(pool: &Pool, digest: &str) -> Result<Option<Uuid>, FetchError> {
+/// The avatar `digest` leads to for a request that accepts `rating`.
+pub fn by_digest(pool: &Pool, digest: &str, rating: Rating) -> Result<Option<Uuid>, FetchError> {
     retried(pool, |conn| {
-        diesel::select(avatar_by_digest(digest))
+        diesel::select(avatar_by_digest_rated(digest, rating.name()))
             .get_result(conn)
             .map_err(classify)
     })
@@ -125,7 +134,7 @@ pub fn by_digest(pool: &Pool, digest: &str) -> Result<Option<Uuid>, FetchError> 
 /// draw the same image.
 pub fn generated(pool: &Pool, kind: &str, seed: &str, size: u32) -> Result<Vec<u8>, FetchError> {
     retried(pool, |conn| {
-        diesel::select(avatar_default(kind, seed, size as i32))
+        diesel::select(avatar_default_exact(kind, seed, size as i32))
             .get_result(conn)
             .map_err(classify)
     })

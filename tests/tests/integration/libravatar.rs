@@ -311,7 +311,7 @@ fn remembered_digests_follow_every_change() {
 /// Generated defaults are remembered by what they depend on: a kind that
 /// ignores its seed is one representation for every unknown address, so
 /// a stream of made-up digests cannot fill the route's memory with copies
-/// of the silhouette, and the sizes are the served ones.
+/// of the silhouette; each exact size is its own.
 #[test]
 fn seedless_defaults_are_one_representation() {
     let f = fixture("libravatar_seedless");
@@ -330,7 +330,10 @@ fn seedless_defaults_are_one_representation() {
             &format!("{}/avatar/{}?d={kind}&s=60", f.server.base, digest(9)),
             &[],
         );
-        assert!(tags.contains(header(&at_60, "etag")), "{kind}: 57 is 60");
+        assert!(
+            !tags.contains(header(&at_60, "etag")),
+            "{kind}: 57 px is not 60 px"
+        );
     }
     let (a, _) = get(
         &format!("{}/avatar/{}?d=identicon", f.server.base, digest(1)),
@@ -379,4 +382,196 @@ fn a_suffix_names_the_format() {
     // Not a format: not a digest, so the default.
     let (gif, _) = get(&format!("{base}.gif?s=64&d=404"), &[]);
     assert_eq!(gif.status(), 404);
+}
+
+fn pixels(bytes: &[u8]) -> image::RgbImage {
+    image::load_from_memory(bytes).unwrap().to_rgb8()
+}
+
+/// Stock clients ask for any `s` and rely on getting exactly that: the
+/// avatar and every generated default are `s` x `s`, made from the
+/// quantised rendition, which is all the database keeps.
+#[test]
+fn sizes_are_exact_and_store_nothing_new() {
+    let mut f = fixture("libravatar_exact");
+    let id = avatar_of(&mut f.c, "users,1").unwrap();
+    let quantised_128 = get_sql(&mut f.c, id, 128);
+    for s in [120u32, 72, 33, 1, 129, 511, 512, 128] {
+        for (digest, query) in [
+            (&f.md5, String::new()),
+            (&f.md5, ".png".into()),
+            (&f.unknown, String::new()),
+            (&f.unknown, "&d=identicon".into()),
+            (&f.unknown, "&d=color".into()),
+            (&f.unknown, "&d=initials&name=Ada".into()),
+        ] {
+            let (suffix, query) = query
+                .strip_prefix('.')
+                .map_or(("", query.as_str()), |ext| (ext, ""));
+            let dot = if suffix.is_empty() { "" } else { "." };
+            let url = format!(
+                "{}/avatar/{digest}{dot}{suffix}?s={s}{query}",
+                f.server.base
+            );
+            let (response, body) = get(&url, &[]);
+            assert_eq!(response.status(), 200, "{url}");
+            let image = image::load_from_memory(&body).unwrap();
+            assert_eq!((image.width(), image.height()), (s, s), "{url}");
+        }
+    }
+    let (_, at_128) = get(&format!("{}/avatar/{}?s=128", f.server.base, f.md5), &[]);
+    assert_eq!(
+        at_128, quantised_128,
+        "a quantised size is the stored rendition"
+    );
+    let (_, at_120) = get(&format!("{}/avatar/{}?s=120", f.server.base, f.md5), &[]);
+    let (a, b) = (pixels(&at_120), pixels(&quantised_128));
+    let centre = |p: &image::RgbImage| p.get_pixel(p.width() / 2, p.height() / 2).0;
+    assert!(
+        centre(&a)
+            .iter()
+            .zip(centre(&b))
+            .all(|(x, y)| x.abs_diff(y) < 24),
+        "120 px is the avatar, resized"
+    );
+    let sizes: Vec<i32> =
+        f.c.query(
+            "SELECT DISTINCT size FROM avatar.avatar_cache WHERE avatar_id = $1 ORDER BY 1",
+            &[&id],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for size in &sizes {
+        assert_eq!(
+            avatar_contract::size::quantise(i64::from(*size)).unwrap(),
+            *size as u32,
+            "only quantised sizes are stored: {sizes:?}"
+        );
+    }
+}
+
+/// Gravatar's newer defaults: initials of a name, a flat colour from the
+/// digest, and wavatar drawn as one of the generated kinds.
+#[test]
+fn initials_color_and_wavatar() {
+    let f = fixture("libravatar_defaults");
+    let fetch = |digest: &str, query: &str| {
+        let (response, body) = get(
+            &format!("{}/avatar/{digest}?s=64&{query}", f.server.base),
+            &[],
+        );
+        assert_eq!(response.status(), 200, "{query}");
+        pixels(&body)
+    };
+    let mm = fetch(&f.unknown, "d=mm");
+    let grey = |p: &image::Rgb<u8>| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() < 12;
+
+    let color = fetch(&f.unknown, "d=color");
+    let first = *color.get_pixel(0, 0);
+    assert!(!grey(&first), "a colour, not grey: {first:?}");
+    assert!(
+        color
+            .pixels()
+            .all(|p| p.0.iter().zip(first.0).all(|(a, b)| a.abs_diff(b) < 8)),
+        "one flat colour"
+    );
+    let other = fetch(&"b".repeat(32), "d=color");
+    assert_ne!(*other.get_pixel(0, 0), first, "from the digest");
+
+    let wavatar = fetch(&f.unknown, "d=wavatar");
+    assert_ne!(wavatar, mm, "wavatar is generated, not the silhouette");
+    assert_eq!(
+        wavatar,
+        fetch(&f.unknown, "d=retro"),
+        "drawn as the retro pattern"
+    );
+
+    for query in [
+        "d=initials&name=Ada+Lovelace",
+        "d=initials&initials=AL",
+        "d=initials&name=Zoe&initials=AL",
+    ] {
+        let letter = fetch(&f.unknown, query);
+        let white = letter
+            .pixels()
+            .filter(|p| p.0.iter().all(|&c| c > 235))
+            .count();
+        assert!(white > 30, "{query}: a white letter ({white} white pixels)");
+        assert!(!grey(letter.get_pixel(1, 1)), "{query}: on a colour");
+    }
+    assert_eq!(
+        fetch(&f.unknown, "d=initials&name=Ada+Lovelace"),
+        fetch(&f.unknown, "d=initials&initials=Ada+Lovelace"),
+        "the same name draws the same image"
+    );
+    assert_eq!(
+        fetch(&f.unknown, "d=initials"),
+        mm,
+        "no name: the silhouette"
+    );
+    // A name is anything a client sends: it never breaks the answer.
+    let (response, _) = get(
+        &format!(
+            "{}/avatar/{}?d=initials&name=%22%0A%E2%80%AE{}",
+            f.server.base,
+            f.unknown,
+            "x".repeat(5000)
+        ),
+        &[],
+    );
+    assert_eq!(response.status(), 200);
+}
+
+/// `r=` is the highest rating a request accepts, `g` by default: an
+/// avatar rated above it is answered as if there were none, and the
+/// route's memory follows a new rating.
+#[test]
+fn ratings_hide_avatars_from_requests_that_do_not_accept_them() {
+    use std::time::{Duration, Instant};
+    let mut f = fixture("libravatar_rated");
+    let url = |query: &str| format!("{}/avatar/{}?s=64&d=404{query}", f.server.base, f.md5);
+    let status = |query: &str| get(&url(query), &[]).0.status().as_u16();
+    for query in ["", "&r=g", "&r=x"] {
+        assert_eq!(status(query), 200, "a g avatar for {query:?}");
+    }
+    f.c.batch_execute("SELECT avatar.avatar_set_rating('users,1', 'pg')")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while status("") != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the route did not hear of the rating"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (query, want) in [
+        ("", 404),
+        ("&r=g", 404),
+        ("&r=G", 404),
+        ("&rating=g", 404),
+        ("&r=bogus", 404),
+        ("&r=pg", 200),
+        ("&r=PG", 200),
+        ("&r=r", 200),
+        ("&rating=x", 200),
+    ] {
+        assert_eq!(status(query), want, "a pg avatar for {query:?}");
+    }
+    let (response, _) = get(
+        &format!("{}/avatar/{}?s=64&d=identicon&r=g", f.server.base, f.md5),
+        &[],
+    );
+    let seed = f.md5.clone();
+    let (_, body) = get(
+        &format!("{}/avatar/{}?s=64&d=identicon&r=g", f.server.base, f.md5),
+        &[],
+    );
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        body,
+        generated(&mut f.c, "identicon", &seed, 64),
+        "d= applies"
+    );
 }

@@ -7,11 +7,13 @@ pub mod rules;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use avatar_contract::Rating;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::byte_lru::ByteLru;
@@ -83,13 +85,15 @@ pub(crate) async fn handle(
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let param = |short: &str, long: &str| query.get(short).or(query.get(long)).map(String::as_str);
     let size = rules::size(param("s", "size"), state.options.max_size);
+    let rating = rules::rating(param("r", "rating"));
     let (digest, format) = rules::digest_and_format(&segment).unzip();
     let format = format.flatten();
 
     if let (Some(digest), false) = (&digest, rules::forced(param("f", "forcedefault"))) {
-        if let Some(id) = avatar_for(&state, digest).await? {
+        if let Some(id) = avatar_for(&state, digest, rating).await? {
             let request = Request {
                 size,
+                exact: true,
                 format,
                 version: None,
             };
@@ -103,7 +107,15 @@ pub(crate) async fn handle(
         }
     }
 
-    match rules::fallback(param("d", "default"), &state.options.allowed_default_hosts) {
+    let person = query
+        .get("initials")
+        .or(query.get("name"))
+        .map(String::as_str);
+    match rules::fallback(
+        param("d", "default"),
+        person,
+        &state.options.allowed_default_hosts,
+    ) {
         Fallback::NotFound => Err(HttpError::NotFound),
         Fallback::Redirect(url) => {
             let mut response = StatusCode::FOUND.into_response();
@@ -119,26 +131,35 @@ pub(crate) async fn handle(
         Fallback::Generated(kind) => {
             generated(&state, kind, digest.unwrap_or_default(), size, &headers).await
         }
+        Fallback::Initials(name) => {
+            let kind = avatar_contract::placeholder::Kind::Initial.name();
+            generated(&state, kind, name, size, &headers).await
+        }
     }
 }
 
-/// The avatar `digest` leads to, from memory or the database, after the
-/// fallback (when on) has had its chance to fetch one.
-async fn avatar_for(state: &Arc<Provider>, digest: &str) -> Result<Option<Uuid>, HttpError> {
+/// The avatar `digest` leads to for a request accepting `rating`, from
+/// memory or the database, after the fallback (when on) has had its
+/// chance to fetch one.
+async fn avatar_for(
+    state: &Arc<Provider>,
+    digest: &str,
+    rating: Rating,
+) -> Result<Option<Uuid>, HttpError> {
     let backend = &state.backend;
     // A copy stored just now is in the database before the listener hears
     // of it, so the memory of this digest is skipped.
     let changed = fall_back(state, digest).await?;
-    if let Some(remembered) = backend.cache.address(digest).filter(|_| !changed) {
+    if let Some(remembered) = backend.cache.address(digest, rating).filter(|_| !changed) {
         return Ok(remembered);
     }
     let epoch = backend.cache.epoch();
     let pool = backend.pool.clone();
     let wanted = digest.to_string();
-    let id = blocking(move || store::by_digest(&pool, &wanted))
+    let id = blocking(move || store::by_digest(&pool, &wanted, rating))
         .await?
         .map_err(|e| HttpError::fetch_failed(&backend.key, e))?;
-    backend.cache.put_address(epoch, digest, id);
+    backend.cache.put_address(epoch, digest, rating, id);
     Ok(id)
 }
 
@@ -180,16 +201,20 @@ async fn generated(
     size: u32,
     headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
-    // Keyed by what the image depends on: the served size, and the seed
+    // Keyed by what the image depends on: the exact size, and the seed
     // only for kinds that draw it, so a stream of made-up digests cannot
     // fill memory with copies of one silhouette.
-    let size = avatar_contract::size::quantise(i64::from(size)).unwrap_or(size);
     let seed = if rules::kind(kind).seeded() {
         seed
     } else {
         String::new()
     };
-    let etag = HeaderValue::try_from(format!("\"{kind}-{seed}-{size}\""))
+    // A name may hold anything, so the tag carries a digest of the seed.
+    let tag: String = Sha256::digest(seed.as_bytes())[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let etag = HeaderValue::try_from(format!("\"{kind}-{tag}-{size}\""))
         .expect("hex digits are a valid header value");
     let fresh = headers
         .get(header::IF_NONE_MATCH)

@@ -6,7 +6,12 @@
 pub const DEFAULT_SIZE: u32 = 80;
 
 use avatar_contract::placeholder::{Kind, NAMES};
-use avatar_contract::Format;
+use avatar_contract::{Format, Rating};
+
+/// How much of a `name=` or `initials=` the initials are drawn from: the
+/// first letter and the colour need no more, and the seed is a key of the
+/// route's memory.
+pub const MAX_NAME_CHARS: usize = 64;
 
 /// The generated default a `d=` value names, by the contract's names that
 /// Libravatar clients may use.
@@ -29,6 +34,10 @@ pub enum Fallback {
     NotFound,
     /// A generated image: the extension's `avatar_default` kind.
     Generated(&'static str),
+    /// `d=initials`, for the person named by `name=` or `initials=`: the
+    /// initial placeholder, seeded by that name (at most
+    /// [`MAX_NAME_CHARS`]).
+    Initials(String),
     /// `d=<url>` whose host is allowed: a redirect there.
     Redirect(String),
 }
@@ -67,15 +76,31 @@ pub fn forced(value: Option<&str>) -> bool {
     value.is_some_and(|v| v.eq_ignore_ascii_case("y"))
 }
 
-/// `d`/`default`. A URL is followed only to an allowed host, so the route
-/// cannot be made an open redirect; any other URL, and anything unknown,
-/// gets the silhouette.
-pub fn fallback(value: Option<&str>, allowed_hosts: &[String]) -> Fallback {
+/// `r`/`rating`: the highest rating the request accepts, `g` when
+/// missing or unknown, as Gravatar does.
+pub fn rating(value: Option<&str>) -> Rating {
+    value
+        .map(|v| v.trim().to_ascii_lowercase())
+        .and_then(|v| Rating::parse(&v))
+        .unwrap_or_default()
+}
+
+/// `d`/`default`, with the person's `name=` or `initials=` (the latter
+/// wins) for `d=initials`. A URL is followed only to an allowed host, so
+/// the route cannot be made an open redirect; any other URL, anything
+/// unknown, and initials without a name get the silhouette.
+pub fn fallback(value: Option<&str>, person: Option<&str>, allowed_hosts: &[String]) -> Fallback {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Fallback::Generated("mm");
     };
     if value == "404" {
         return Fallback::NotFound;
+    }
+    if Kind::parse(value) == Some(Kind::Initial) {
+        return match person.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(person) => Fallback::Initials(person.chars().take(MAX_NAME_CHARS).collect()),
+            None => Fallback::Generated("mm"),
+        };
     }
     if let Some(kind) = generated(value) {
         return Fallback::Generated(kind);
@@ -149,11 +174,52 @@ mod tests {
         assert_eq!(digest_and_format(".jpg"), None);
     }
 
+    fn fallback_for(value: Option<&str>, allowed: &[String]) -> Fallback {
+        fallback(value, None, allowed)
+    }
+
+    #[test]
+    fn ratings_default_to_g() {
+        for (value, expected) in [
+            (None, Rating::G),
+            (Some(""), Rating::G),
+            (Some("g"), Rating::G),
+            (Some("PG"), Rating::Pg),
+            (Some(" r "), Rating::R),
+            (Some("x"), Rating::X),
+            (Some("nc-17"), Rating::G),
+        ] {
+            assert_eq!(rating(value), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn initials_need_a_name_and_keep_only_its_start() {
+        assert_eq!(
+            fallback(Some("initials"), Some("Ada Lovelace"), &[]),
+            Fallback::Initials("Ada Lovelace".into())
+        );
+        for nobody in [None, Some(""), Some("   ")] {
+            assert_eq!(
+                fallback(Some("initials"), nobody, &[]),
+                Fallback::Generated("mm")
+            );
+        }
+        let long = "é".repeat(10_000);
+        assert_eq!(
+            fallback(Some("initials"), Some(&long), &[]),
+            Fallback::Initials("é".repeat(MAX_NAME_CHARS))
+        );
+        for kind in ["color", "wavatar"] {
+            assert_eq!(fallback(Some(kind), None, &[]), Fallback::Generated(kind));
+        }
+    }
+
     #[test]
     fn defaults_and_the_redirect_allow_list() {
         let allowed = vec!["img.example.org".to_string()];
-        assert_eq!(fallback(None, &allowed), Fallback::Generated("mm"));
-        assert_eq!(fallback(Some("404"), &allowed), Fallback::NotFound);
+        assert_eq!(fallback_for(None, &allowed), Fallback::Generated("mm"));
+        assert_eq!(fallback_for(Some("404"), &allowed), Fallback::NotFound);
         for kind in [
             "mm",
             "mp",
@@ -162,17 +228,22 @@ mod tests {
             "monsterid",
             "robohash",
             "pagan",
+            "wavatar",
+            "color",
             "blank",
         ] {
-            assert_eq!(fallback(Some(kind), &allowed), Fallback::Generated(kind));
+            assert_eq!(
+                fallback_for(Some(kind), &allowed),
+                Fallback::Generated(kind)
+            );
         }
         assert_eq!(
-            fallback(Some("initial"), &allowed),
+            fallback_for(Some("initial"), &allowed),
             Fallback::Generated("mm"),
             "pg_avatar's own kind needs a name, which Libravatar requests lack"
         );
         assert_eq!(
-            fallback(Some("https://IMG.example.org/a.png"), &allowed),
+            fallback_for(Some("https://IMG.example.org/a.png"), &allowed),
             Fallback::Redirect("https://img.example.org/a.png".into())
         );
         for ignored in [
@@ -185,13 +256,13 @@ mod tests {
             "nonsense",
         ] {
             assert_eq!(
-                fallback(Some(ignored), &allowed),
+                fallback_for(Some(ignored), &allowed),
                 Fallback::Generated("mm"),
                 "{ignored}"
             );
         }
         assert_eq!(
-            fallback(Some("https://img.example.org/"), &[]),
+            fallback_for(Some("https://img.example.org/"), &[]),
             Fallback::Generated("mm")
         );
     }
