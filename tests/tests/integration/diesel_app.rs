@@ -290,3 +290,138 @@ fn one_query_lists_users_with_avatar_ids_and_urls() {
 fn the_url_size_limit_matches_the_extension() {
     assert_eq!(diesel_avatar::urls::MAX_SIZE, avatar_pipeline::MAX_SIZE);
 }
+
+/// The mixin's crop, on every EXIF orientation: the square is chosen in
+/// upright pixels, as a person sees the picture; one outside it is the
+/// caller's error, with the upright size, and writes nothing.
+#[test]
+fn set_avatar_cropped_takes_the_upright_square() {
+    use avatar_pipeline::samples;
+    use diesel_avatar::Crop;
+    use image::metadata::Orientation;
+    use image::{Rgb, RgbImage};
+
+    let (_db, mut conn) = app();
+    let ada = new_user(&mut conn, "Ada");
+    // 50 wide, 30 high upright: red on the left 20 px, blue elsewhere.
+    let upright = RgbImage::from_fn(50, 30, |x, _| {
+        Rgb(if x < 20 { [220, 30, 30] } else { [30, 30, 220] })
+    });
+    let master_colour = |conn: &mut PgConnection| {
+        let jpeg = ada.avatar(conn, 16).unwrap().unwrap();
+        image::load_from_memory(&jpeg)
+            .unwrap()
+            .to_rgb8()
+            .get_pixel(8, 8)
+            .0
+    };
+    for exif in 1u16..=8 {
+        let orientation = Orientation::from_exif(exif as u8).unwrap();
+        let upload =
+            samples::jpeg_with_exif_orientation(&samples::stored_for(&upright, orientation), exif);
+        for (x, red) in [(2, true), (25, false)] {
+            let crop = Crop { x, y: 5, size: 16 };
+            ada.set_avatar_cropped(&mut conn, &upload, crop).unwrap();
+            let [r, _, b] = master_colour(&mut conn);
+            assert_eq!(r > b, red, "orientation {exif}, crop at x = {x}");
+        }
+        let outside = Crop {
+            x: 40,
+            y: 0,
+            size: 20,
+        };
+        let refused = ada
+            .set_avatar_cropped(&mut conn, &upload, outside)
+            .unwrap_err();
+        assert!(refused.is_invalid_input(), "orientation {exif}: {refused}");
+        assert!(
+            refused.to_string().contains("50x30"),
+            "orientation {exif}: {refused}"
+        );
+        let [r, _, b] = master_colour(&mut conn);
+        assert!(b > r, "orientation {exif}: the refused crop wrote nothing");
+    }
+    let huge = Crop {
+        x: u32::MAX,
+        y: 0,
+        size: u32::MAX,
+    };
+    assert!(ada
+        .set_avatar_cropped(&mut conn, &png(40, 40), huge)
+        .unwrap_err()
+        .is_invalid_input());
+}
+
+/// Rating and alt text through the mixin, and the `<img>` that carries
+/// the alt text with `srcset`.
+#[test]
+fn rating_alt_text_srcset_and_img() {
+    use diesel_avatar::Rating;
+
+    let (_db, mut conn) = app();
+    let ada = new_user(&mut conn, "Ada");
+    let urls = AvatarUrls::new("https://cdn.example.com", "app", b"0123456789abcdef0123").unwrap();
+    assert_eq!(ada.avatar_img(&mut conn, &urls, 48, "Ada").unwrap(), None);
+    assert!(
+        !ada.set_avatar_rating(&mut conn, Rating::Pg).unwrap(),
+        "no avatar yet"
+    );
+
+    let id = ada.set_avatar(&mut conn, &png(300, 300)).unwrap();
+    assert!(ada.set_avatar_rating(&mut conn, Rating::R).unwrap());
+    let img = ada
+        .avatar_img(&mut conn, &urls, 48, "Ada's avatar")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        img.alt, "Ada's avatar",
+        "without a description, the caller's alt"
+    );
+    assert!(ada
+        .set_avatar_description(&mut conn, Some("Ada <at> her \"desk\""))
+        .unwrap());
+    let img = ada
+        .avatar_img(&mut conn, &urls, 48, "Ada's avatar")
+        .unwrap()
+        .unwrap();
+    let sha1: String = diesel::select(avatar_sha1(Some(id)))
+        .get_result::<Option<String>>(&mut conn)
+        .unwrap()
+        .unwrap();
+    assert_eq!(img, urls.img(id, &sha1, 48, "Ada <at> her \"desk\""));
+    let html = img.to_string();
+    assert!(
+        html.contains(r#"alt="Ada &lt;at&gt; her &quot;desk&quot;""#),
+        "{html}"
+    );
+    assert_eq!(
+        ada.avatar_srcset(&mut conn, &urls, 48).unwrap().unwrap(),
+        urls.srcset(id, &sha1, 48)
+    );
+    let too_long = "x".repeat(diesel_avatar::contract::limits::MAX_DESCRIPTION_CHARS + 1);
+    assert!(ada
+        .set_avatar_description(&mut conn, Some(&too_long))
+        .unwrap_err()
+        .is_invalid_input());
+    assert!(ada.set_avatar_description(&mut conn, None).unwrap());
+    let img = ada
+        .avatar_img(&mut conn, &urls, 48, "fallback")
+        .unwrap()
+        .unwrap();
+    assert_eq!(img.alt, "fallback", "cleared");
+    let (rating, description): (String, Option<String>) =
+        diesel::sql_query("SELECT rating, description FROM avatar.avatar_info($1)")
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .get_result::<Info>(&mut conn)
+            .map(|i| (i.rating, i.description))
+            .unwrap();
+    assert_eq!((rating.as_str(), description), ("r", None));
+}
+
+#[derive(QueryableByName)]
+struct Info {
+    #[diesel(sql_type = Text)]
+    rating: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    description: Option<String>,
+}
