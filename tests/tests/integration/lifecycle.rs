@@ -153,6 +153,28 @@ fn addresses_are_stored_as_digests_only() {
         ("SELECT avatar.avatar_by_digest('xyz')", "22023"),
         ("SELECT avatar.avatar_default('unicorn', 'x', 64)", "22023"),
         ("SELECT avatar.avatar_default('mm', 'x', 0)", "22023"),
+        ("SELECT avatar.avatar_default_exact('mm', 'x', 0)", "22023"),
+        (
+            "SELECT avatar.avatar_default_exact('mm', 'x', 2049)",
+            "22023",
+        ),
+        (
+            "SELECT avatar.avatar_default_exact('unicorn', 'x', 64)",
+            "22023",
+        ),
+        (
+            "SELECT * FROM avatar.avatar_rendition_exact(gen_random_uuid(), 0, 'jpeg')",
+            "22023",
+        ),
+        (
+            "SELECT * FROM avatar.avatar_rendition_exact(gen_random_uuid(), -7, 'jpeg')",
+            "22023",
+        ),
+        (
+            "SELECT * FROM avatar.avatar_rendition_exact(gen_random_uuid(), 64, 'gif')",
+            "22023",
+        ),
+        ("SELECT avatar.avatar_by_digest(md5('a'), 'G')", "22023"),
     ] {
         assert_eq!(sqlstate(c.batch_execute(sql)), state, "{sql}");
     }
