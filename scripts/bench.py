@@ -273,6 +273,26 @@ def main():
         row("formats", f"128 px {name}", ours, vips, f"libvips {name}save of the 512")
         row("formats", f"128 px {name} size", size, jpeg_bytes, "our JPEG", unit="bytes")
 
+    print("\nexact sizes: the Libravatar route's s=120, made from the memoized 128 px and not stored", flush=True)
+    for side, fmt_name in [(120, "jpeg"), (72, "jpeg"), (120, "webp")]:
+        ours = server_ms(conn, "SELECT bench_exact(%s, %s, %s, 25)", (avatar_id, side, fmt_name))
+        kept = conn.execute("SELECT avatar.avatar_size(%s)", (side,)).fetchone()[0]
+        cold = server_ms(conn, "SELECT bench_cold(%s, %s, %s, 25, false)", (avatar_id, kept, fmt_name))
+        row("exact", f"{side} px {fmt_name} from {kept} px", ours, cold, f"a cold {kept} px (512 cached)", 1.0)
+    stored = conn.execute("SELECT count(*) FROM avatar.avatar_cache WHERE avatar_id = %s AND size IN (120, 72)",
+                          (avatar_id,)).fetchone()[0]
+    rows.append(("exact", "rows stored for 120 and 72 px", str(stored), "0", "the quantised set only", "", "= 0",
+                 "yes" if stored == 0 else "NO"))
+    print(f"  exact     rows stored for 120 and 72 px: {stored}", flush=True)
+
+    print("\ncrop: avatar_set of the 20 MP JPEG with the user's square, against the centre square", flush=True)
+    width, height = Image.open(io.BytesIO(uploads["JPEG"])).size
+    centre = server_ms(conn, "SELECT bench_set(%s, 5)", ("JPEG",))
+    for label, side in [("a quarter of the short side", min(width, height) // 4),
+                        ("256 px", 256)]:
+        ours = server_ms(conn, "SELECT bench_set_cropped(%s, %s, %s, %s, 5)", ("JPEG", 10, 10, side))
+        row("crop", f"20 MP JPEG, {label}", ours, centre, "the centre square")
+
     print("\nquality: PSNR against Pillow LANCZOS of the same master", flush=True)
     # Resampling is judged on the pixels before encoding (through the same
     # mezzanine path avatar_get takes); JPEG's own loss at this quality is

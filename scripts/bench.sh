@@ -51,7 +51,7 @@ CREATE EXTENSION pg_avatar;
 LOAD 'pg_avatar';
 ALTER DATABASE bench SET pg_avatar.max_input_bytes = '64MB';
 CREATE ROLE avatar_web LOGIN;
-GRANT EXECUTE ON FUNCTION avatar.avatar_rendition(uuid, integer, text), avatar.avatar_sha1(uuid) TO avatar_web;
+$(readme_grants avatar_reader avatar_web)
 SELECT avatar.avatar_set('bench,photo', pg_read_binary_file('$scratch/photo.jpg'));
 SQL
 id=$("$PG_BIN/psql" --no-psqlrc -At -d "$admin" -c "SELECT avatar.avatar_id('bench,photo')")

@@ -47,3 +47,37 @@ END $$;
 CREATE FUNCTION bench_definer(uuid) RETURNS bytea
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS 'SELECT image FROM public.bench_plain WHERE id = $1';
+
+-- avatar_rendition_exact of a size the cache does not keep, made from the
+-- memoized rendition of its quantised size, n times.
+CREATE FUNCTION bench_exact(avatar uuid, side int, fmt text, n int) RETURNS float8[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    t timestamptz;
+    times float8[] := '{}';
+BEGIN
+    PERFORM avatar.avatar_rendition_exact(avatar, side, fmt);
+    FOR i IN 1..n LOOP
+        t := clock_timestamp();
+        PERFORM avatar.avatar_rendition_exact(avatar, side, fmt);
+        times := times || extract(epoch FROM clock_timestamp() - t)::float8 * 1000;
+    END LOOP;
+    RETURN times;
+END $$;
+
+-- avatar_set of an upload with the user's crop, n times.
+CREATE FUNCTION bench_set_cropped(upload text, x int, y int, side int, n int) RETURNS float8[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    img bytea := (SELECT image FROM bench_upload WHERE name = upload);
+    t timestamptz;
+    times float8[] := '{}';
+BEGIN
+    PERFORM length(img);
+    FOR i IN 1..n LOOP
+        t := clock_timestamp();
+        PERFORM avatar.avatar_set('bench,upload', img, crop_x => x, crop_y => y, crop_size => side);
+        times := times || extract(epoch FROM clock_timestamp() - t)::float8 * 1000;
+    END LOOP;
+    RETURN times;
+END $$;

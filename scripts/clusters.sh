@@ -111,6 +111,21 @@ route_stop() {
     ROUTE_PID=
 }
 
+# The README's GRANT statements for ROLE (its "Privileges" section), made
+# to AS instead: the role the README recommends is the one the route runs
+# as here, so the two cannot drift apart.
+readme_grants() {
+    python3 - "$1" "$2" README.md <<'PY'
+import sys
+role, target, readme = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+block = readme.split("\n## Privileges", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+sql = "\n".join(l for l in block.splitlines() if not l.lstrip().startswith("--"))
+for statement in (" ".join(s.split()) for s in sql.split(";")):
+    if statement.startswith("GRANT ") and statement.endswith(f" TO {role}"):
+        print(statement[: -len(role)] + target + ";")
+PY
+}
+
 # gallery_start CLUSTER_PORT DB BIN DIR: fills DB from the demo's sample
 # uploads with `pg-avatar import`, serves it with the Libravatar route on,
 # as a role that may only read avatars, and writes DIR/index.html showing
@@ -119,12 +134,9 @@ GALLERY_SIZES=(32 64 128 256)
 gallery_start() {
     local pg_port=$1 db=$2 bin=$3 dir=$4
     local admin="host=127.0.0.1 port=$pg_port user=postgres dbname=$db"
-    "$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$admin" <<'SQL'
-DROP ROLE IF EXISTS avatar_web;
-CREATE ROLE avatar_web LOGIN;
-GRANT EXECUTE ON FUNCTION avatar.avatar_rendition(uuid, integer, text), avatar.avatar_sha1(uuid),
-    avatar.avatar_by_digest(text) TO avatar_web;
-SQL
+    { echo "DROP ROLE IF EXISTS avatar_web; CREATE ROLE avatar_web LOGIN;"
+      readme_grants avatar_reader avatar_web; } |
+        "$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$admin"
     "$bin" import "$dir/uploads" --database-url "$admin" || true  # users,5 is broken on purpose
     route_configure "$dir" "$pg_port" "$db" "$bin" "$(printf '[libravatar]\ndatabase = "%s"' "$db")"
     {
@@ -178,4 +190,44 @@ gallery_check_in_browser() {
     verdict=$(grep -o '<p id="check"[^<]*' <<<"$dom" || true)
     echo "browser: ${verdict#*>}"
     grep -q 'data-result="ok"' <<<"$verdict"
+}
+
+# demo_app_start PG_PORT DB BIN DIR: serves the demo application
+# (pg-avatar-demo: diesel-avatar, axum and pg-avatar-server's routes in one
+# process) over database DB, which must have pg_avatar, on a free port,
+# logging to DIR/demo-app.log, and waits until it listens. Sets
+# DEMO_APP_URL, DEMO_APP_DSN and DEMO_APP_PID.
+demo_app_start() {
+    local pg_port=$1 db=$2 bin=$3 dir=$4 port tries
+    mkdir -p "$dir"
+    port=$(free_port "${DEMO_APP_PORT:-28875}")
+    DEMO_APP_URL="http://127.0.0.1:$port"
+    DEMO_APP_DSN="host=127.0.0.1 port=$pg_port user=postgres dbname=$db"
+    PG_AVATAR_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n') \
+        "$bin" --database-url "$DEMO_APP_DSN" --listen "127.0.0.1:$port" 2>"$dir/demo-app.log" &
+    DEMO_APP_PID=$!
+    for tries in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        kill -0 "$DEMO_APP_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$dir/demo-app.log" >&2
+    die "pg-avatar-demo did not start: see $dir/demo-app.log"
+}
+
+demo_app_stop() {
+    if [ -n "${DEMO_APP_PID:-}" ]; then
+        kill "$DEMO_APP_PID" 2>/dev/null || true
+        wait "$DEMO_APP_PID" 2>/dev/null || true
+    fi
+    DEMO_APP_PID=
+}
+
+# What a person would do with the demo application, in headless Chromium
+# driven by Selenium (tests/browser/test_demo.py): upload, crop, refused
+# files, Libravatar, placeholders. Screenshots go to target/demo-screenshots/.
+demo_app_check_in_browser() {
+    ensure_selenium
+    DEMO_URL=$DEMO_APP_URL DEMO_DSN=$DEMO_APP_DSN DEMO_SCREENSHOTS=target/demo-screenshots \
+        target/py/bin/python tests/browser/test_demo.py
 }

@@ -1,5 +1,6 @@
 # ./run.sh demo: install pg_avatar on a private cluster under target/, set a
-# few avatars from images made here, and show what avatar_get returns.
+# few avatars from images made here, show what avatar_get returns, then
+# serve a gallery of public URLs and the demo application (pg-avatar-demo).
 
 step "building and installing the extension"
 install_extension --release
@@ -101,13 +102,27 @@ trap 'gallery_stop; cluster_stop "$cluster"' EXIT
 gallery_start "$port" demo target/release/pg-avatar "$demo"
 echo "A few of the URLs (the database segment is a keyed hash, never the name):"
 grep -o 'src="[^"]*"' "$demo/index.html" | sed 's/src="//; s/"$//' | head -4 | sed 's/^/  /'
+
+step "the demo application: pg-avatar-demo, on diesel-avatar and axum"
+# Its own database: its users table is attached, so it owns every users,N.
+cargo build --quiet -p pg-avatar-demo
+psql_demo -c "CREATE DATABASE app"
+psql_demo -d app -c "CREATE EXTENSION pg_avatar"
+trap 'demo_app_stop; gallery_stop; cluster_stop "$cluster"' EXIT
+demo_app_start "$port" app target/debug/pg-avatar-demo "$demo"
+echo "Create a user, drop a picture on the page, choose the square, save; set an"
+echo "address for the Libravatar route; type a name for its initial placeholder."
 echo
-echo "Open the gallery: $GALLERY_URL"
+echo "The gallery of public URLs: $GALLERY_URL"
+echo "The demo application:       $DEMO_APP_URL/"
 if [ -t 0 ]; then
-    read -r -p "Press Enter to stop the server and the cluster. "
+    read -r -p "Press Enter to stop the servers and the cluster. "
 else
     gallery_check_in_browser "$demo"
+    demo_app_check_in_browser
+    echo "screenshots of the application: target/demo-screenshots/"
 fi
+demo_app_stop
 gallery_stop
 cluster_stop "$cluster"
 trap - EXIT

@@ -11,12 +11,21 @@ PGRX_VERSION=0.18.0
 # listeners may be), failing runs that had passed.
 export PGGSSENCMODE=disable
 # libclang-dev: pgrx generates its bindings with bindgen.
-# python3-psycopg: the non-Rust client test. chromium: the browser check.
+# python3-psycopg: the non-Rust client test. chromium: the browser check;
+# chromium-driver: Selenium's way to drive it, for the demo application.
+# python3-pil: the stock Python client test decodes what the route serves.
 PACKAGES=(
     build-essential pkg-config sudo ca-certificates
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" libclang-dev
-    python3 python3-psycopg python3-venv chromium
+    python3 python3-psycopg python3-venv python3-pil chromium chromium-driver
 )
+# nodejs, npm: the stock Node.js client test. A Node.js from elsewhere (such
+# as NodeSource's, which carries its own npm and conflicts with Debian's
+# npm) is used as it is.
+command -v npm >/dev/null || PACKAGES+=(nodejs npm)
+# Selenium, from PyPI into the venv target/py (which also sees Debian's
+# psycopg and Pillow): the demo application's browser test.
+SELENIUM_VERSION=4.38.0
 # Only ./run.sh bench needs these: the baselines it measures against.
 BENCH_PACKAGES=(python3-pil python3-venv libvips42 wrk nginx-light)
 
@@ -59,6 +68,15 @@ ensure_toolchain() {
         step "pointing pgrx at PostgreSQL $PG_MAJOR"
         cargo pgrx init "--pg$PG_MAJOR=$PG_CONFIG"
     fi
+}
+
+# target/py, with Selenium at SELENIUM_VERSION: for tests/browser/.
+ensure_selenium() {
+    if [ ! -x target/py/bin/python ]; then
+        /usr/bin/python3 -m venv --system-site-packages target/py
+    fi
+    target/py/bin/python -c "import selenium, sys; sys.exit(selenium.__version__ != '$SELENIUM_VERSION')" 2>/dev/null ||
+        target/py/bin/pip install -q "selenium==$SELENIUM_VERSION"
 }
 
 # Builds the extension and installs it into the system PostgreSQL, with

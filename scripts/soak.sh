@@ -26,9 +26,8 @@ cluster_start "$cluster" "$port"
 admin="host=127.0.0.1 port=$port user=postgres dbname=soak"
 psql_soak() { "$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$admin" "$@"; }
 "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres soak
-psql_soak -c "CREATE EXTENSION pg_avatar" \
-    -c "CREATE ROLE avatar_web LOGIN" \
-    -c "GRANT EXECUTE ON FUNCTION avatar.avatar_rendition(uuid, integer, text), avatar.avatar_sha1(uuid) TO avatar_web"
+psql_soak -c "CREATE EXTENSION pg_avatar" -c "CREATE ROLE avatar_web LOGIN"
+readme_grants avatar_reader avatar_web | psql_soak
 target/release/pg-avatar import "$soak/uploads" --database-url "$admin" >/dev/null
 # 100 avatars from the four uploads.
 psql_soak -c "SELECT avatar.avatar_set('users,' || i, a.image)

@@ -34,7 +34,7 @@ standby_dir=$(cluster_dir target/test-standby)
 rm -rf "${standby_dir:?}/data"
 restore_dir=$(cluster_dir target/test-restore)
 rm -rf "${restore_dir:?}/data"
-trap 'gallery_stop; cluster_stop "$restore_dir"; cluster_stop "$standby_dir"; cluster_stop "$test_dir"' EXIT
+trap 'demo_app_stop; gallery_stop; cluster_stop "$restore_dir"; cluster_stop "$standby_dir"; cluster_stop "$test_dir"' EXIT
 cluster_start "$test_dir" "$port"
 standby_port=$(free_port "$port")
 standby_start "$port" "$standby_dir" "$standby_port"
@@ -70,14 +70,27 @@ cargo run --quiet -p avatar-pipeline --features samples --example samples -- "$g
 gallery_start "$port" gallery target/debug/pg-avatar "$gallery"
 gallery_check_in_browser "$gallery" || die "the gallery did not render every avatar at its size: see $gallery/"
 
-step "a stock Libravatar client (pyLibravatar) federated to the route through DNS SRV"
+step "the demo application (pg-avatar-demo), driven by Selenium in headless Chromium"
+cargo build -p pg-avatar-demo
+"$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$PG_AVATAR_TEST_CONNINFO" -c "CREATE DATABASE demo_app"
+"$PG_BIN/psql" --no-psqlrc --quiet -v ON_ERROR_STOP=1 -d "$PG_AVATAR_TEST_CONNINFO dbname=demo_app" -c "CREATE EXTENSION pg_avatar"
+rm -rf target/demo-screenshots
+demo_app_start "$port" demo_app target/debug/pg-avatar-demo target/test-demo-app
+demo_app_check_in_browser || die "the demo application failed in the browser: see target/demo-screenshots/ and target/test-demo-app/demo-app.log"
+demo_app_stop
+
+step "stock clients against the route: Python's pyLibravatar (federated through DNS SRV) and libgravatar, Node.js's gravatar"
 if [ ! -x target/py/bin/python ]; then
     /usr/bin/python3 -m venv --system-site-packages target/py
 fi
-target/py/bin/python -c 'import libravatar, dnslib' 2>/dev/null ||
-    target/py/bin/pip install -q 'pyLibravatar==2.0.2' 'dnslib==0.9.26'
-LIBRAVATAR_PORT=$GALLERY_PORT LIBRAVATAR_DSN="$PG_AVATAR_TEST_CONNINFO dbname=gallery" \
-    target/py/bin/python tests/python/test_libravatar.py
+target/py/bin/python -c 'import libravatar, dnslib, libgravatar' 2>/dev/null ||
+    target/py/bin/pip install -q 'pyLibravatar==2.0.2' 'dnslib==0.9.26' 'libgravatar==1.0.4'
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+export LIBRAVATAR_PORT=$GALLERY_PORT LIBRAVATAR_DSN="$PG_AVATAR_TEST_CONNINFO dbname=gallery"
+target/py/bin/python tests/python/test_libravatar.py
+target/py/bin/python tests/python/test_stock_clients.py
+(cd tests/node && PSQL="$PG_BIN/psql" node --test --test-reporter=spec stock_clients.test.mjs)
+unset LIBRAVATAR_PORT LIBRAVATAR_DSN
 gallery_stop
 
 assert_no_crash "$test_dir"
