@@ -64,13 +64,18 @@ COMMENT ON FUNCTION avatar.avatar_info(uuid) IS
 -- Ratings and alt text. Both change the avatar row only; its id and image
 -- stay. False when the resource has no avatar.
 CREATE FUNCTION avatar.avatar_set_rating(resource text, rating text) RETURNS boolean
-    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
         changed boolean;
     BEGIN
-        IF NOT $2 = ANY (ARRAY['g', 'pg', 'r', 'x']) THEN
+        IF $1 IS NULL OR $2 IS NULL THEN
+            RAISE EXCEPTION 'pg_avatar: % must not be NULL', CASE WHEN $1 IS NULL THEN 'resource' ELSE 'rating' END
+                USING ERRCODE = '22004', HINT = 'Rate an avatar ''g'' to undo a rating.';
+        END IF;
+        -- "C": the caller's collation (a case-blind one, say) decides nothing.
+        IF NOT $2 COLLATE "C" = ANY (ARRAY['g', 'pg', 'r', 'x']) THEN
             RAISE EXCEPTION 'pg_avatar: % is not a rating', quote_literal($2)
                 USING ERRCODE = '22023', HINT = 'Use ''g'', ''pg'', ''r'' or ''x''.';
         END IF;
@@ -318,7 +323,7 @@ CREATE FUNCTION avatar.avatar_by_digest(digest text, max_rating text) RETURNS uu
     AS $$
     DECLARE
         ratings CONSTANT text[] := ARRAY['g', 'pg', 'r', 'x'];
-        ceiling integer := array_position(ratings, $2);
+        ceiling integer := array_position(ratings, $2 COLLATE "C");
         found uuid;
     BEGIN
         IF ceiling IS NULL THEN

@@ -365,19 +365,28 @@ CREATE TRIGGER avatar_changed
     AFTER INSERT OR DELETE OR UPDATE OF image, sha1, disabled_at, rating ON avatar.avatar
     FOR EACH ROW EXECUTE FUNCTION avatar.avatar_notify_change();
 
--- avatar_info returns two more columns, so it is made anew; the roles
--- that could run it keep that right.
+-- avatar_info returns two more columns, so it is made anew, and the roles
+-- that could run it must be granted it again: granted here, inside the
+-- update, it would count as the extension's own initial privilege, which
+-- pg_dump leaves out, and a restore would lose it. The update names them.
+-- A view over avatar_info stops the update (DROP says which); drop it
+-- first and make it again after.
 DO $do$
 DECLARE
-    grantee text;
+    roles text;
 BEGIN
-    CREATE TEMPORARY TABLE avatar_info_grantees ON COMMIT DROP AS
-        SELECT CASE WHEN acl.grantee = 0 THEN 'PUBLIC'
-                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(acl.grantee)) END AS role
-          FROM pg_catalog.pg_proc p, LATERAL pg_catalog.aclexplode(p.proacl) acl
-         WHERE p.oid = 'avatar.avatar_info(uuid)'::pg_catalog.regprocedure
-           AND acl.privilege_type = 'EXECUTE' AND acl.grantee <> p.proowner;
+    SELECT pg_catalog.string_agg(CASE WHEN acl.grantee = 0 THEN 'PUBLIC'
+                                      ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(acl.grantee)) END,
+                                 ', ' ORDER BY acl.grantee)
+      INTO roles
+      FROM pg_catalog.pg_proc p, LATERAL pg_catalog.aclexplode(p.proacl) acl
+     WHERE p.oid = 'avatar.avatar_info(uuid)'::pg_catalog.regprocedure
+       AND acl.privilege_type = 'EXECUTE' AND acl.grantee <> p.proowner;
     DROP FUNCTION avatar.avatar_info(uuid);
+    IF roles IS NOT NULL THEN
+        RAISE WARNING 'pg_avatar: avatar_info(uuid) returns rating and description now, and was made anew: grant it again to %', roles
+            USING HINT = pg_catalog.format('GRANT EXECUTE ON FUNCTION avatar.avatar_info(uuid) TO %s;', roles);
+    END IF;
 END
 $do$;
 
@@ -405,27 +414,21 @@ COMMENT ON FUNCTION avatar.avatar_info(uuid) IS
 
 REVOKE ALL ON FUNCTION avatar.avatar_info(uuid) FROM PUBLIC;
 
-DO $do$
-DECLARE
-    role text;
-BEGIN
-    FOR role IN SELECT g.role FROM avatar_info_grantees g LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION avatar.avatar_info(uuid) TO %s', role);
-    END LOOP;
-    DROP TABLE avatar_info_grantees;
-END
-$do$;
-
 -- Ratings and alt text. Both change the avatar row only; its id and image
 -- stay. False when the resource has no avatar.
 CREATE FUNCTION avatar.avatar_set_rating(resource text, rating text) RETURNS boolean
-    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
         changed boolean;
     BEGIN
-        IF NOT $2 = ANY (ARRAY['g', 'pg', 'r', 'x']) THEN
+        IF $1 IS NULL OR $2 IS NULL THEN
+            RAISE EXCEPTION 'pg_avatar: % must not be NULL', CASE WHEN $1 IS NULL THEN 'resource' ELSE 'rating' END
+                USING ERRCODE = '22004', HINT = 'Rate an avatar ''g'' to undo a rating.';
+        END IF;
+        -- "C": the caller's collation (a case-blind one, say) decides nothing.
+        IF NOT $2 COLLATE "C" = ANY (ARRAY['g', 'pg', 'r', 'x']) THEN
             RAISE EXCEPTION 'pg_avatar: % is not a rating', quote_literal($2)
                 USING ERRCODE = '22023', HINT = 'Use ''g'', ''pg'', ''r'' or ''x''.';
         END IF;
@@ -482,7 +485,7 @@ CREATE FUNCTION avatar.avatar_by_digest(digest text, max_rating text) RETURNS uu
     AS $$
     DECLARE
         ratings CONSTANT text[] := ARRAY['g', 'pg', 'r', 'x'];
-        ceiling integer := array_position(ratings, $2);
+        ceiling integer := array_position(ratings, $2 COLLATE "C");
         found uuid;
     BEGIN
         IF ceiling IS NULL THEN

@@ -24,7 +24,8 @@ CREATE TABLE avatar.avatar (
     -- Libravatar route serves an avatar only to requests that accept it.
     -- It belongs to the resource's avatar and survives a new image.
     rating      text NOT NULL DEFAULT 'g' CHECK (rating IN ('g', 'pg', 'r', 'x')),
-    -- Alt text (avatar_set_description), as long as Mastodon allows.
+    -- Alt text (avatar_set_description), as long as Mastodon allows. A new
+    -- image drops it: it described the old one.
     description text CHECK (char_length(description) <= 1500)
 );
 

@@ -397,13 +397,31 @@ fn memoize(id: pgrx::Uuid, side: u32, format: Format, master_sha1: &str, image: 
 }
 
 /// Keeps the id of an existing avatar, so its public URL survives a new image.
-const UPSERT: &str = "
+/// A new image keeps the avatar's id and rating (a resource rated above
+/// `g` stays so until the application rates it again, which errs on the
+/// side of hiding), and drops its alt text, which described the old one.
+const UPSERT: Statement = Statement {
+    sql: "
+    INSERT INTO avatar.avatar AS a (id, resource, image, width, sha1)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (resource) DO UPDATE
+       SET image = excluded.image, width = excluded.width, sha1 = excluded.sha1,
+           updated_at = now(), description = NULL
+    RETURNING a.id",
+    // Before 0.3.0 there was no alt text.
+    older: &[(
+        Schema::V0_2,
+        "
     INSERT INTO avatar.avatar AS a (id, resource, image, width, sha1)
     VALUES ($1, $2, $3, $4, $5)
     ON CONFLICT (resource) DO UPDATE
        SET image = excluded.image, width = excluded.width, sha1 = excluded.sha1,
            updated_at = now()
-    RETURNING a.id";
+    RETURNING a.id",
+    )],
+    args: &[UUID, TEXT, BYTEA, INT4, TEXT],
+    mutating: true,
+};
 
 /// A separate statement from UPSERT on purpose: it takes its snapshot after
 /// UPSERT has waited out any concurrent memoizer, so it sees that row too.
@@ -414,9 +432,10 @@ pub fn save(resource: &str, master: &Avatar) -> pgrx::Uuid {
     let fresh = random_id();
     let sha1 = master.sha1_hex();
     Spi::connect_mut(|client| -> SpiResult<pgrx::Uuid> {
+        let (_, schema) = schema(client)?;
         let id = client
             .update(
-                UPSERT,
+                UPSERT.sql_for(schema),
                 Some(1),
                 &[
                     fresh.into(),

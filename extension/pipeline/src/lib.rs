@@ -238,12 +238,15 @@ fn chosen_region(decoded: &decode::Decoded, chosen: Crop) -> Result<scale::Regio
     );
     let sx = f64::from(decoded.width) / f64::from(width);
     let sy = f64::from(decoded.height) / f64::from(height);
+    let (left, top) = (f64::from(square.left) * sx, f64::from(square.top) * sy);
+    // A shrunk side is rounded up, so the two scales differ by a fraction
+    // of a pixel, and a square flush with an edge may land past it by a
+    // rounding error: it is kept inside the decoded pixels.
+    let room = (f64::from(decoded.width) - left).min(f64::from(decoded.height) - top);
     Ok(scale::Region {
-        left: f64::from(square.left) * sx,
-        top: f64::from(square.top) * sy,
-        // A shrunk side is rounded up, so the two scales differ by a
-        // fraction of a pixel: the smaller keeps the square inside.
-        side: f64::from(square.side) * sx.min(sy),
+        left,
+        top,
+        side: (f64::from(square.side) * sx.min(sy)).min(room),
     })
 }
 

@@ -204,6 +204,33 @@ fn a_chosen_crop_of_a_large_jpeg_shrinks_on_load_by_its_own_side() {
     assert_all(&decode(&avatar.jpeg), YELLOW, "a small crop, decoded whole");
 }
 
+/// The review's case: a square flush with the right or bottom edge of a
+/// JPEG shrunk on load, whose scale is not exact, landed a rounding error
+/// past the decoded pixels and failed as an internal error.
+#[test]
+fn a_crop_flush_with_the_edge_of_a_shrunk_jpeg_is_inside() {
+    for (width, height, max) in [(999, 777, 64), (1001, 1003, 100), (4145, 1097, 128)] {
+        let upload = encode(
+            &DynamicImage::ImageRgb8(samples::scene(width, height)),
+            ImageFormat::Jpeg,
+        );
+        let short = width.min(height);
+        for size in [short, short - 1, short / 2 + 1, 512.min(short)] {
+            for (x, y) in [
+                (width - size, height - size),
+                (width - size, 0),
+                (0, height - size),
+            ] {
+                let chosen = crate::Crop { x, y, size };
+                let avatar = Pipeline::default()
+                    .normalise_cropped(&upload, max, Some(chosen))
+                    .unwrap_or_else(|e| panic!("{width}x{height} {chosen:?}: {e}"));
+                assert_eq!(avatar.side, max.min(size), "{width}x{height} {chosen:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn crop_and_orientation_also_hold_when_enlarged_on_render() {
     let stored = samples::stored_for(&upright_quadrants(), Orientation::Rotate90);

@@ -512,6 +512,16 @@ fn initials_color_and_wavatar() {
         "no name: the silhouette"
     );
     // A name is anything a client sends: it never breaks the answer.
+    for name in ["%00", "A%00", "%FF", "%0D%0A"] {
+        let (response, _) = get(
+            &format!(
+                "{}/avatar/{}?d=initials&name={name}",
+                f.server.base, f.unknown
+            ),
+            &[],
+        );
+        assert_eq!(response.status(), 200, "name={name}");
+    }
     let (response, _) = get(
         &format!(
             "{}/avatar/{}?d=initials&name=%22%0A%E2%80%AE{}",

@@ -41,9 +41,35 @@ fn ratings_are_set_refused_and_read_back() {
         assert_eq!(db_error.hint(), Some("Use 'g', 'pg', 'r' or 'x'."));
     }
     assert_eq!(info(&mut c, id).0, "x", "a refused rating writes nothing");
-    // A new image keeps the avatar's rating and id.
+    let null: Option<&str> = None;
+    for (resource, rating) in [(Some("users,1"), null), (null, Some("g"))] {
+        let refused = c.query_one(
+            "SELECT avatar.avatar_set_rating($1, $2)",
+            &[&resource, &rating],
+        );
+        assert_eq!(sqlstate(refused), "22004", "{resource:?} {rating:?}");
+    }
+    // The caller's collation decides nothing: a case-blind one neither
+    // lets 'G' through as a rating nor fails the check some other way.
+    c.batch_execute(
+        "CREATE COLLATION blind (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+    )
+    .unwrap();
+    for statement in [
+        "SELECT avatar.avatar_set_rating('users,1', 'G' COLLATE blind)",
+        "SELECT avatar.avatar_by_digest(md5('a'), 'PG' COLLATE blind)",
+    ] {
+        assert_eq!(sqlstate(c.batch_execute(statement)), "22023", "{statement}");
+    }
+    // A new image keeps the avatar's id and rating (hiding errs on the safe
+    // side), and drops the alt text, which described the old one.
+    c.execute(
+        "SELECT avatar.avatar_set_description('users,1', 'the old one')",
+        &[],
+    )
+    .unwrap();
     assert_eq!(set(&mut c, "users,1", &png(50, 50)).unwrap(), id);
-    assert_eq!(info(&mut c, id).0, "x");
+    assert_eq!(info(&mut c, id), ("x".into(), None));
 }
 
 #[test]

@@ -97,8 +97,16 @@ pub fn fallback(value: Option<&str>, person: Option<&str>, allowed_hosts: &[Stri
         return Fallback::NotFound;
     }
     if Kind::parse(value) == Some(Kind::Initial) {
-        return match person.map(str::trim).filter(|p| !p.is_empty()) {
-            Some(person) => Fallback::Initials(person.chars().take(MAX_NAME_CHARS).collect()),
+        // PostgreSQL's text holds no NUL, and a name needs none.
+        let person: Option<String> = person.map(|p| {
+            p.trim()
+                .chars()
+                .filter(|&c| c != '\0')
+                .take(MAX_NAME_CHARS)
+                .collect()
+        });
+        return match person.filter(|p| !p.is_empty()) {
+            Some(person) => Fallback::Initials(person),
             None => Fallback::Generated("mm"),
         };
     }
@@ -199,7 +207,12 @@ mod tests {
             fallback(Some("initials"), Some("Ada Lovelace"), &[]),
             Fallback::Initials("Ada Lovelace".into())
         );
-        for nobody in [None, Some(""), Some("   ")] {
+        assert_eq!(
+            fallback(Some("initials"), Some("\0A\0da"), &[]),
+            Fallback::Initials("Ada".into()),
+            "no NUL reaches the database"
+        );
+        for nobody in [None, Some(""), Some("   "), Some("\0")] {
             assert_eq!(
                 fallback(Some("initials"), nobody, &[]),
                 Fallback::Generated("mm")
