@@ -419,6 +419,37 @@ mod tests {
     fn functions_are_marked_honestly() {
         let expected = [
             ("avatar.avatar_set(text,bytea)", "v", false, "u", true),
+            (
+                "avatar.avatar_set(text,bytea,integer,integer,integer)",
+                "v",
+                false,
+                "u",
+                true,
+            ),
+            (
+                "avatar.avatar_rendition_exact(uuid,integer,text)",
+                "v",
+                true,
+                "u",
+                true,
+            ),
+            (
+                "avatar.avatar_default_exact(text,text,integer)",
+                "i",
+                true,
+                "s",
+                false,
+            ),
+            ("avatar.avatar_set_rating(text,text)", "v", false, "u", true),
+            (
+                "avatar.avatar_set_description(text,text)",
+                "v",
+                false,
+                "u",
+                true,
+            ),
+            ("avatar.avatar_description(uuid)", "s", true, "s", true),
+            ("avatar.avatar_by_digest(text,text)", "s", true, "s", true),
             ("avatar.avatar_get(uuid,integer)", "v", true, "u", true),
             ("avatar.avatar_get(uuid,integer,text)", "v", true, "u", true),
             (
