@@ -95,20 +95,32 @@ route_url() {
 route_run() {
     "$ROUTE_BIN" serve --config "$ROUTE_DIR/server.toml" "$@" 2>"$ROUTE_DIR/serve.log" &
     ROUTE_PID=$!
-    local tries
-    for tries in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$ROUTE_PORT") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "pg-avatar serve did not start: see $ROUTE_DIR/serve.log"
+    await_listening "$ROUTE_PID" "$ROUTE_PORT" "$ROUTE_DIR/serve.log" "pg-avatar serve"
 }
 
 route_stop() {
-    if [ -n "${ROUTE_PID:-}" ]; then
-        kill "$ROUTE_PID" 2>/dev/null || true
-        wait "$ROUTE_PID" 2>/dev/null || true
-    fi
+    stop_server "${ROUTE_PID:-}"
     ROUTE_PID=
+}
+
+# await_listening PID PORT LOG WHAT: returns once PID listens on loopback
+# PORT; dies showing LOG if it exits first or takes over 10 seconds.
+await_listening() {
+    local pid=$1 port=$2 log=$3 what=$4 tries
+    for tries in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$log" >&2
+    die "$what did not start: see $log"
+}
+
+# stop_server PID: stops a server this script started, if any.
+stop_server() {
+    [ -n "$1" ] || return 0
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
 }
 
 # The README's GRANT statements for ROLE (its "Privileges" section), made
@@ -198,7 +210,7 @@ gallery_check_in_browser() {
 # logging to DIR/demo-app.log, and waits until it listens. Sets
 # DEMO_APP_URL, DEMO_APP_DSN and DEMO_APP_PID.
 demo_app_start() {
-    local pg_port=$1 db=$2 bin=$3 dir=$4 port tries
+    local pg_port=$1 db=$2 bin=$3 dir=$4 port
     mkdir -p "$dir"
     port=$(free_port "${DEMO_APP_PORT:-28875}")
     DEMO_APP_URL="http://127.0.0.1:$port"
@@ -206,20 +218,11 @@ demo_app_start() {
     PG_AVATAR_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n') \
         "$bin" --database-url "$DEMO_APP_DSN" --listen "127.0.0.1:$port" 2>"$dir/demo-app.log" &
     DEMO_APP_PID=$!
-    for tries in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        kill -0 "$DEMO_APP_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$dir/demo-app.log" >&2
-    die "pg-avatar-demo did not start: see $dir/demo-app.log"
+    await_listening "$DEMO_APP_PID" "$port" "$dir/demo-app.log" pg-avatar-demo
 }
 
 demo_app_stop() {
-    if [ -n "${DEMO_APP_PID:-}" ]; then
-        kill "$DEMO_APP_PID" 2>/dev/null || true
-        wait "$DEMO_APP_PID" 2>/dev/null || true
-    fi
+    stop_server "${DEMO_APP_PID:-}"
     DEMO_APP_PID=
 }
 

@@ -38,7 +38,9 @@ pub trait Avatar {
     fn avatar_resource_sql() -> ResourceSql<Self::Table>;
 
     /// Stores an upload (JPEG, PNG, WebP, GIF or BMP) as this row's avatar
-    /// and returns its public id, which stays the same when replaced.
+    /// and returns its public id, which stays the same when replaced. A
+    /// new image keeps the rating and drops the alt text, which described
+    /// the old one.
     fn set_avatar(&self, conn: &mut PgConnection, image: &[u8]) -> Result<Uuid> {
         Ok(diesel::select(avatar_set(self.avatar_resource(), image)).get_result(conn)?)
     }
