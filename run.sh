@@ -5,13 +5,14 @@
 # runs one script of scripts/:
 #
 #   ./run.sh demo   build and install the extension, start a private
-#                   cluster, and show avatar_set, avatar_get and the route
-#                   (scripts/demo.sh)
+#                   cluster, show avatar_set, avatar_get and the route, and
+#                   serve the demo application (scripts/demo.sh)
 #   ./run.sh test   every test (scripts/test.sh): formatting and clippy
 #                   with -D warnings on every crate; unit tests; #[pg_test]s;
 #                   the integration tests against a primary, its hot
 #                   standby and a restore cluster; a Python client; the
-#                   route in a headless browser; a stock Libravatar client
+#                   route and the demo application in headless Chromium;
+#                   stock Gravatar and Libravatar clients in Python and Node
 #   ./run.sh bench  figures and same-run ratios against libvips, Pillow, a
 #                   plain table and nginx (scripts/bench.sh)
 #   ./run.sh fuzz [SECONDS]  fuzz the decoders, the encoders and the
