@@ -490,6 +490,14 @@ fn decode_jpeg_scaled(
     use jpeg_decoder::{Decoder, Error as JpegError, PixelFormat};
     let failed = |e: JpegError| match e {
         JpegError::Unsupported(_) => Ok(None),
+        // The decoder reads from memory, so its only I/O is starting a
+        // worker thread for each component of a large image, which fails
+        // when the backend is short of memory: not the file's fault.
+        JpegError::Io(io) if io.kind() != std::io::ErrorKind::UnexpectedEof => {
+            Err(Error::OutOfMemory {
+                bytes: coefficients,
+            })
+        }
         other => Err(Error::Corrupt(other.to_string())),
     };
     let mut jpeg = Decoder::new(input);

@@ -214,8 +214,13 @@ fn running_out_of_memory_is_an_error_not_a_crash() {
             limit_address_space(pid, status_bytes(pid, "VmSize:") + (headroom << 20));
             match set(&mut c, "users,2", &file) {
                 Ok(_) => {}
-                outcome => {
-                    assert_eq!(sqlstate(outcome), "53200", "{what}, {headroom} MiB");
+                Err(error) => {
+                    let message = error.as_db_error().map(|e| e.message().to_string());
+                    assert_eq!(
+                        sqlstate(Err::<(), _>(error)),
+                        "53200",
+                        "{what}, {headroom} MiB: {message:?}"
+                    );
                     refused += 1;
                     let written: i64 = c
                         .query_one(
