@@ -34,7 +34,7 @@ import zlib
 
 import psycopg
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -238,11 +238,24 @@ class DemoInChromium(unittest.TestCase):
         ).release().perform()
 
     def submit(self, button_id):
-        """Clicks a form's button and waits for the page it leads to."""
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        """Clicks a form's button and waits for the page it leads to.
+
+        A mark on the old page's window tells the pages apart: a new page
+        has a new window object without it. (Chromium's driver may answer
+        a staleness check on the old page's element, mid-navigation, with
+        an error of its own rather than "stale", so none is made.)"""
+        self.driver.execute_script("window.leavingForTest = true")
         self.by_id(button_id).click()
-        self.wait.until(EC.staleness_of(old))
-        self.wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+        def arrived(driver):
+            try:
+                return driver.execute_script(
+                    "return window.leavingForTest !== true && document.readyState === 'complete'"
+                )
+            except WebDriverException:
+                return False  # between the two pages
+
+        self.wait.until(arrived)
 
     def save(self):
         self.submit("save")
