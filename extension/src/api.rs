@@ -4,7 +4,7 @@
 use avatar_contract::placeholder;
 use avatar_contract::resource::{self, FALLBACK_PREFIX};
 use avatar_contract::Crop;
-use avatar_pipeline::{quantise, Format, Limits, Placeholder, Rendition, MAX_SIZE};
+use avatar_pipeline::{quantise, Format, Limits, Placeholder, Rendition};
 use pgrx::prelude::*;
 
 use crate::commit_check;
@@ -150,15 +150,9 @@ fn generate(kind: &str, seed: &str, side: u32, function: &'static str) -> Vec<u8
         .unwrap_or_else(|e| raise(e, function))
 }
 
-/// A size from 1 to the maximum, as given.
+/// A size as given, not quantised: the contract's range only.
 fn exact_side(size: i32, function: &'static str) -> u32 {
-    match u32::try_from(size) {
-        Ok(side) if (1..=MAX_SIZE).contains(&side) => side,
-        _ => raise(
-            avatar_pipeline::Error::SizeOutOfRange(i64::from(size)),
-            function,
-        ),
-    }
+    avatar_contract::size::exact(i64::from(size)).unwrap_or_else(|e| raise(e.into(), function))
 }
 
 /// The avatar `id` as a JPEG of exactly `avatar_size(size)` pixels square,

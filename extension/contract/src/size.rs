@@ -23,12 +23,18 @@ impl fmt::Display for SizeOutOfRange {
 
 impl std::error::Error for SizeOutOfRange {}
 
+/// `size` itself, if it is a side pg_avatar can make: 1 to [`MAX_SIZE`].
+/// What the Libravatar route's exact sizes are.
+pub fn exact(size: i64) -> Result<u32, SizeOutOfRange> {
+    u32::try_from(size)
+        .ok()
+        .filter(|s| (1..=MAX_SIZE).contains(s))
+        .ok_or(SizeOutOfRange(size))
+}
+
 /// The side length actually served for a requested `size`.
 pub fn quantise(size: i64) -> Result<u32, SizeOutOfRange> {
-    if !(1..=i64::from(MAX_SIZE)).contains(&size) {
-        return Err(SizeOutOfRange(size));
-    }
-    let s = size as u32;
+    let s = exact(size)?;
     let step = if s <= 100 { 10 } else { 50 };
     Ok(s.next_power_of_two().min(s.div_ceil(step) * step))
 }
