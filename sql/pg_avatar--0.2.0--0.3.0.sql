@@ -105,7 +105,7 @@ CREATE OR REPLACE FUNCTION avatar.avatar_unset_email(resource text, email text) 
         gone text;
     BEGIN
         DELETE FROM avatar.avatar_email e
-         WHERE e.resource = $1
+         WHERE e.resource = $1 COLLATE "default"
            AND e.sha256 = encode(sha256(convert_to(lower(btrim($2)), 'UTF8')), 'hex')
         RETURNING e.sha256 INTO gone;
         DELETE FROM avatar.avatar a WHERE a.resource = 'libravatar:' || gone;
@@ -127,11 +127,11 @@ CREATE OR REPLACE FUNCTION avatar.avatar_wipe(resource text) RETURNS boolean
         copies text[];
         existed boolean;
     BEGIN
-        WITH emails AS (DELETE FROM avatar.avatar_email e WHERE e.resource = $1
+        WITH emails AS (DELETE FROM avatar.avatar_email e WHERE e.resource = $1 COLLATE "default"
                         RETURNING 'libravatar:' || e.sha256 AS copy)
         SELECT array_agg(emails.copy) INTO copies FROM emails;
         DELETE FROM avatar.avatar a WHERE a.resource = ANY (copies);
-        WITH gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 RETURNING 1)
+        WITH gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 COLLATE "default" RETURNING 1)
         SELECT EXISTS (SELECT FROM gone) INTO existed;
         RETURN existed;
     END
@@ -340,7 +340,7 @@ CREATE OR REPLACE FUNCTION avatar.avatar_disable(resource text) RETURNS boolean
     SET search_path = pg_catalog, pg_temp
     AS $$
         WITH changed AS (UPDATE avatar.avatar a SET disabled_at = now()
-                          WHERE a.resource = $1 AND avatar.avatar_is_served(a) RETURNING 1)
+                          WHERE a.resource = $1 COLLATE "default" AND avatar.avatar_is_served(a) RETURNING 1)
         SELECT EXISTS (SELECT FROM changed)
     $$;
 
@@ -349,7 +349,7 @@ CREATE OR REPLACE FUNCTION avatar.avatar_enable(resource text) RETURNS boolean
     SET search_path = pg_catalog, pg_temp
     AS $$
         WITH changed AS (UPDATE avatar.avatar a SET disabled_at = NULL
-                          WHERE a.resource = $1 AND NOT avatar.avatar_is_served(a) RETURNING 1)
+                          WHERE a.resource = $1 COLLATE "default" AND NOT avatar.avatar_is_served(a) RETURNING 1)
         SELECT EXISTS (SELECT FROM changed)
     $$;
 
@@ -432,7 +432,8 @@ CREATE FUNCTION avatar.avatar_set_rating(resource text, rating text) RETURNS boo
             RAISE EXCEPTION 'pg_avatar: % is not a rating', quote_literal($2)
                 USING ERRCODE = '22023', HINT = 'Use ''g'', ''pg'', ''r'' or ''x''.';
         END IF;
-        WITH rated AS (UPDATE avatar.avatar a SET rating = $2 WHERE a.resource = $1 RETURNING 1)
+        WITH rated AS (UPDATE avatar.avatar a SET rating = $2
+                        WHERE a.resource = $1 COLLATE "default" RETURNING 1)
         SELECT EXISTS (SELECT FROM rated) INTO changed;
         RETURN changed;
     END
@@ -459,7 +460,7 @@ CREATE FUNCTION avatar.avatar_set_description(resource text, description text) R
                 USING ERRCODE = '22023', HINT = 'Describe the picture in at most 1500 characters.';
         END IF;
         WITH described AS (UPDATE avatar.avatar a SET description = $2
-                            WHERE a.resource = $1 RETURNING 1)
+                            WHERE a.resource = $1 COLLATE "default" RETURNING 1)
         SELECT EXISTS (SELECT FROM described) INTO changed;
         RETURN changed;
     END
@@ -541,3 +542,44 @@ REVOKE ALL ON FUNCTION
     avatar.avatar_by_digest(text, text),
     avatar.avatar_rendition_exact(uuid, integer, text)
 FROM PUBLIC;
+
+-- A parameter compares under its caller's collation, which a SECURITY
+-- DEFINER function must not let decide which rows it acts on (a case-blind
+-- one would match 'USERS,1' to 'users,1'): every lookup by resource or
+-- digest compares under the database's default, which is deterministic and
+-- which the indexes use.
+CREATE OR REPLACE FUNCTION avatar.avatar_id(resource text) RETURNS uuid
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT a.id FROM avatar.avatar a WHERE a.resource = $1 COLLATE "default" $$;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_delete(resource text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH gone AS (DELETE FROM avatar.avatar a WHERE a.resource = $1 COLLATE "default" RETURNING 1)
+        SELECT EXISTS (SELECT FROM gone)
+    $$;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_fallback_due(digest text, refresh interval,
+        OUT sha256 text, OUT domain text, OUT copied_at timestamptz)
+    RETURNS SETOF record
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER ROWS 1
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT e.sha256, e.domain, copy.updated_at
+          FROM avatar.avatar_email e
+          LEFT JOIN avatar.avatar copy ON copy.resource = 'libravatar:' || e.sha256
+         WHERE (CASE WHEN length($1) = 32 THEN e.md5 = lower($1) COLLATE "default" ELSE e.sha256 = lower($1) COLLATE "default" END)
+           AND NOT EXISTS (SELECT FROM avatar.avatar own WHERE own.resource = e.resource)
+           AND (copy.id IS NULL OR copy.updated_at < now() - $2)
+    $$;
+
+CREATE OR REPLACE FUNCTION avatar.avatar_drop_fallback(sha256 text) RETURNS boolean
+    LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        WITH gone AS (DELETE FROM avatar.avatar a
+                       WHERE a.resource = ('libravatar:' || lower($1)) COLLATE "default" RETURNING 1)
+        SELECT EXISTS (SELECT FROM gone)
+    $$;

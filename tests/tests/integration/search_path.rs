@@ -88,3 +88,77 @@ fn a_callers_search_path_cannot_hijack_definer_functions() {
         ))
         .unwrap();
 }
+
+/// A parameter compares under its caller's collation. The app role of the
+/// README, with a case- and punctuation-blind collation of its own, names
+/// one resource in each call; each call acts on that one alone, never on
+/// the look-alikes beside it (the second review's finding).
+#[test]
+fn a_callers_collation_does_not_choose_the_rows() {
+    let db = TestDb::new("collation");
+    let app = Role::as_in_readme(&db, "app", "app");
+    let mut admin = db.connect();
+    let look_alikes = ["USERS,1", "users1", "ÜSERS,1"];
+    for resource in std::iter::once("users,1").chain(look_alikes) {
+        set(&mut admin, resource, &png(40, 40)).unwrap();
+        admin
+            .execute(
+                "SELECT avatar.avatar_set_email($1, $1 || '@example.org')",
+                &[&resource.replace(',', "")],
+            )
+            .ok();
+    }
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA {a} AUTHORIZATION {a}",
+            a = app.name
+        ))
+        .unwrap();
+    let mut c = app.connect();
+    c.batch_execute(&format!(
+        "CREATE COLLATION {a}.blind (provider = icu, locale = 'und-u-ka-shifted-ks-level1',
+                                     deterministic = false)",
+        a = app.name
+    ))
+    .unwrap();
+    let blind = |sql: &str| sql.replace("$R", &format!("'users,1' COLLATE {}.blind", app.name));
+    for statement in [
+        "SELECT avatar.avatar_set_rating($R, 'x')",
+        "SELECT avatar.avatar_set_description($R, 'only users,1')",
+        "SELECT avatar.avatar_disable($R)",
+        "SELECT avatar.avatar_enable($R)",
+        "SELECT avatar.avatar_id($R)",
+    ] {
+        c.batch_execute(&blind(statement))
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    for resource in look_alikes {
+        let row = admin
+            .query_one(
+                "SELECT rating, description FROM avatar.avatar WHERE resource = $1",
+                &[&resource],
+            )
+            .unwrap();
+        assert_eq!(
+            (row.get::<_, String>(0), row.get::<_, Option<String>>(1)),
+            ("g".to_string(), None),
+            "{resource} was not named"
+        );
+    }
+    let id: Option<Uuid> = c
+        .query_one(&blind("SELECT avatar.avatar_id($R)"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(id, avatar_of(&mut admin, "users,1"));
+    c.batch_execute(&blind("SELECT avatar.avatar_wipe($R)"))
+        .unwrap();
+    c.batch_execute(&blind("SELECT avatar.avatar_delete($R)"))
+        .unwrap();
+    for resource in look_alikes {
+        assert!(
+            avatar_of(&mut admin, resource).is_some(),
+            "{resource} was not wiped"
+        );
+    }
+    assert_eq!(avatar_of(&mut admin, "users,1"), None, "the one named was");
+}
