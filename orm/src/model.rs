@@ -82,6 +82,14 @@ pub trait Avatar {
         conn: &mut PgConnection,
         description: Option<&str>,
     ) -> Result<bool> {
+        // PostgreSQL's text cannot hold NUL, and would refuse it as an
+        // encoding error, not as the caller's input.
+        if description.is_some_and(|d| d.contains('\0')) {
+            return Err(crate::Error::InvalidInput {
+                message: "the description contains a NUL character".into(),
+                hint: Some("Describe the picture in plain text.".into()),
+            });
+        }
         let query = avatar_set_description(self.avatar_resource(), description);
         Ok(diesel::select(query).get_result(conn)?)
     }

@@ -403,6 +403,10 @@ fn rating_alt_text_srcset_and_img() {
         .set_avatar_description(&mut conn, Some(&too_long))
         .unwrap_err()
         .is_invalid_input());
+    let nul = ada
+        .set_avatar_description(&mut conn, Some("a\0b"))
+        .unwrap_err();
+    assert!(nul.is_invalid_input(), "a NUL is the caller's input: {nul}");
     assert!(ada.set_avatar_description(&mut conn, None).unwrap());
     let img = ada
         .avatar_img(&mut conn, &urls, 48, "fallback")
